@@ -1,0 +1,56 @@
+"""The `vaeops` command: a thin dispatcher over the stage modules (the same functions DVC and Prefect call)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vaeops.errors import VaeopsError
+
+# subcommand -> (module, one-line help). Each module defines add_arguments(parser) and run_cli(args).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("vaeops.prepare", "load the configured data set, split it, write data/prepared/"),
+    "validate": ("vaeops.validate", "check every prepared split with Great Expectations; non-zero exit on failure"),
+    "train": ("vaeops.train", "train the VAE on the Monte-Carlo ELBO"),
+    "evaluate": ("vaeops.evaluate", "compare sampled and mean reconstructions, estimate the NLL, write the report"),
+    "export": ("vaeops.export", "export ONNX graphs and check them against PyTorch"),
+    "serve": ("vaeops.serve", "serve the exported ONNX model over HTTP"),
+    "promote": ("vaeops.promote", "promote a model to champion if it passes the gate"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser; only the chosen command's module is imported, so `vaeops --help` stays fast."""
+    parser = argparse.ArgumentParser(prog="vaeops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        subparser = sub.add_parser(name, help=help_text, description=help_text)
+        subparser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
+        subparser.set_defaults(module=module_name)
+        if name == command:
+            add_arguments = getattr(importlib.import_module(module_name), "add_arguments", None)
+            if add_arguments is not None:
+                add_arguments(subparser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a VaeopsError becomes a one-line message and a non-zero exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    try:
+        module = importlib.import_module(args.module)
+        module.run_cli(args)
+    except VaeopsError as exc:
+        print(f"vaeops {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"vaeops {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

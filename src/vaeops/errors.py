@@ -1,0 +1,37 @@
+"""Exception types whose messages are meant for the person running the pipeline."""
+
+
+class VaeopsError(Exception):
+    """Base class: the CLI prints the message and exits non-zero, with no traceback."""
+
+    exit_code = 2
+
+
+class ParamsError(VaeopsError):
+    """params.yaml is missing, malformed, or holds a value out of range."""
+
+
+class DataError(VaeopsError):
+    """A data file is missing, corrupt, or not what its header says."""
+
+
+class ValidationFailed(VaeopsError):
+    """The Great Expectations gate rejected a split; nothing downstream may run."""
+
+    exit_code = 3
+
+
+class CheckpointError(VaeopsError):
+    """A checkpoint is missing, unreadable, or does not match the prepared data."""
+
+
+class TrainingDiverged(VaeopsError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class ExportError(VaeopsError):
+    """An ONNX graph failed its checks or its parity test against PyTorch."""
+
+
+class InputError(VaeopsError, ValueError):
+    """A caller passed inference input of the wrong shape, dtype or range."""

@@ -1,0 +1,89 @@
+"""The VAE: an MLP encoder x -> (mu, logvar) and an MLP decoder z -> likelihood parameters."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
+LIKELIHOODS = ("bernoulli", "gaussian")
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one VAE; stored in every checkpoint so a model can be rebuilt without params.yaml."""
+
+    input_dim: int
+    hidden: tuple[int, ...]
+    latent_dim: int
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    gaussian_std: str = "learned"  # "learned" (one log-std per pixel) or "fixed"
+    fixed_std: float = 0.1
+
+    def to_dict(self) -> dict:
+        """Plain types only, so checkpoints load with torch.load(weights_only=True)."""
+        return {**self.__dict__, "hidden": list(self.hidden)}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "ModelConfig":
+        return cls(**{**raw, "hidden": tuple(raw["hidden"])})
+
+
+def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    """Gaussian encoder q(z|x) = N(mu, diag(exp(logvar))), prior N(0, I), Bernoulli or Gaussian decoder."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        hidden = list(config.hidden)
+        self.encoder_body = _mlp([config.input_dim, *hidden], config.activation)
+        self.encoder_head = nn.Linear(hidden[-1] if hidden else config.input_dim, 2 * config.latent_dim)
+        self.decoder_body = _mlp([config.latent_dim, *reversed(hidden)], config.activation)
+        self.decoder_head = nn.Linear(hidden[0] if hidden else config.latent_dim, config.input_dim)
+        if config.likelihood == "gaussian":
+            log_std = torch.full((config.input_dim,), math.log(config.fixed_std))
+            if config.gaussian_std == "learned":
+                self.decoder_log_std = nn.Parameter(log_std)
+            else:
+                self.register_buffer("decoder_log_std", log_std)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map flattened images (B, D) to the posterior mean and log-variance, each (B, latent)."""
+        mu, logvar = self.encoder_head(self.encoder_body(x)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Map latents (..., latent) to decoder outputs (..., D): logits (Bernoulli) or means (Gaussian)."""
+        return self.decoder_head(self.decoder_body(z))
+
+    def log_likelihood(self, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) summed over pixels; `decoded` may carry leading sample dimensions that broadcast with x."""
+        if self.config.likelihood == "bernoulli":
+            # -BCE with logits, written so x may be grey levels in [0, 1] as well as binary.
+            return -nn.functional.binary_cross_entropy_with_logits(
+                decoded, x.expand_as(decoded), reduction="none"
+            ).sum(-1)
+        log_std = self.decoder_log_std
+        return -0.5 * (((x - decoded) / log_std.exp()) ** 2 + 2 * log_std + LOG_2PI).sum(-1)
+
+    def pixel_mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """The image the decoder predicts: Bernoulli probabilities or Gaussian means."""
+        return torch.sigmoid(decoded) if self.config.likelihood == "bernoulli" else decoded
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruct x from z = mu + sigma * eps; eps = None (or zeros) decodes the posterior mean."""
+        mu, logvar = self.encode(x)
+        z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+        return self.pixel_mean(self.decode(z))
