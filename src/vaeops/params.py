@@ -29,14 +29,22 @@ class DataParams:
     test_fraction: float = 0.2
     seed: int = 0
     out_dir: str = "data/prepared"
+    cache_dir: str = "data/raw"
 
     def check(self) -> None:
         if self.dataset not in DATASETS:
             raise ParamsError(f"data.dataset: unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        _check_fraction("data.val_fraction", self.val_fraction)
-        _check_fraction("data.test_fraction", self.test_fraction)
+        for name, value in (("data.val_fraction", self.val_fraction), ("data.test_fraction", self.test_fraction)):
+            _check_fraction(name, value)
+            if value == 0:
+                raise ParamsError(f"{name} must be above 0: every split needs images of every class")
         if self.val_fraction + self.test_fraction >= 1:
             raise ParamsError("data.val_fraction + data.test_fraction must be below 1")
+        if self.seed < 0:
+            raise ParamsError(f"data.seed must be >= 0, got {self.seed}")
+        for url in self.urls:
+            if not url.startswith(("http://", "https://", "file://")):
+                raise ParamsError(f"data.urls: {url!r} is not an http(s):// or file:// base URL")
 
 
 @dataclass(frozen=True)
