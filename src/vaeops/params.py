@@ -81,10 +81,60 @@ class PromoteParams:
             raise ParamsError(f"promote.nll_margin must be >= 0 nats, got {self.nll_margin}")
 
 
+@dataclass(frozen=True)
+class ExportParams:
+    """`export` section: which checkpoint becomes ONNX, where it goes, and how close ONNX must stay to PyTorch."""
+
+    checkpoint: str = "models/sample/best.pt"
+    out_dir: str = "models/onnx"
+    metrics: str = "reports/metrics.json"
+    opset: int = 20
+    parity_images: int = 256
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+    def check(self) -> None:
+        if not self.checkpoint.strip() or not self.out_dir.strip():
+            raise ParamsError("export.checkpoint and export.out_dir must be non-empty paths")
+        if not 18 <= self.opset <= 23:
+            raise ParamsError(f"export.opset must be in [18, 23] (the opsets the exporter and onnxruntime share), got {self.opset}")
+        if self.parity_images < 1:
+            raise ParamsError(f"export.parity_images must be >= 1, got {self.parity_images}")
+        if not (0 <= self.atol < 1 and 0 <= self.rtol < 1) or self.atol + self.rtol == 0:
+            raise ParamsError(f"export.atol and export.rtol must be in [0, 1) and not both 0, got {self.atol}, {self.rtol}")
+
+
+@dataclass(frozen=True)
+class ServeParams:
+    """`serve` section: where `vaeops serve` listens, which exported model it loads, and its request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model_dir: str = "models/onnx"
+    max_batch: int = 256
+    max_samples: int = 64
+    max_body_bytes: int = 8_000_000
+    threads: int = 0
+    providers: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        if not self.host.strip() or not self.model_dir.strip():
+            raise ParamsError("serve.host and serve.model_dir must be non-empty")
+        if not 0 <= self.port <= 65535:
+            raise ParamsError(f"serve.port must be in [0, 65535], got {self.port}")
+        for name in ("max_batch", "max_samples", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ParamsError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ParamsError(f"serve.threads must be >= 0 (0 = onnxruntime's default), got {self.threads}")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "validate": ValidateParams,
     "promote": PromoteParams,
+    "export": ExportParams,
+    "serve": ServeParams,
 }
 
 
