@@ -35,3 +35,15 @@ class ExportError(VaeopsError):
 
 class InputError(VaeopsError, ValueError):
     """A caller passed inference input of the wrong shape, dtype or range."""
+
+
+class BatchTooLarge(InputError):
+    """An inference request asks for more images, latents or samples than the configured limit."""
+
+
+class ModelFileError(VaeopsError):
+    """An exported model folder lacks its manifest or a file, or a file does not match the manifest's sha256."""
+
+
+class InferenceFailed(VaeopsError):
+    """onnxruntime failed on input that passed validation: a fault of the model or runtime, not of the caller."""
