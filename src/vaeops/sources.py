@@ -51,6 +51,8 @@ class Source:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+DIGITS_SHAPE, DIGITS_CLASSES = (8, 8), tuple(range(10))
+
 # sha256 of the .gz files as first distributed (yann.lecun.com, and the Zalando S3 bucket for Fashion-MNIST).
 # The MNIST raw checksums are of the decompressed IDX bytes, which every faithful copy shares.
 IDX_SPECS: dict[str, IdxSpec] = {
@@ -84,6 +86,15 @@ IDX_SPECS: dict[str, IdxSpec] = {
 }
 
 
+def layout(dataset: str) -> tuple[tuple[int, int], tuple[int, ...]]:
+    """Image shape and class set of a named data set, known without loading it (the validation gate's reference)."""
+    if dataset == "digits":
+        return DIGITS_SHAPE, DIGITS_CLASSES
+    if dataset in IDX_SPECS:
+        return IDX_SPECS[dataset].image_shape, IDX_SPECS[dataset].classes
+    raise ParamsError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
 def load_source(data: DataParams) -> Source:
     """Load the data set named in the `data` params section."""
     if data.dataset == "digits":
@@ -96,13 +107,12 @@ def load_source(data: DataParams) -> Source:
 
 def load_digits() -> Source:
     """scikit-learn's bundled 8x8 digits (1,797 images, grey levels 0..16), scaled to [0, 1]; needs no network."""
-    import sklearn
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
     images = (bunch.images / 16.0).astype(np.float32)
-    provenance = {"loader": "sklearn.datasets.load_digits", "sklearn_version": sklearn.__version__, "grey_levels": 16}
-    return Source("digits", {"all": (images, bunch.target.astype(np.int64))}, (8, 8), tuple(range(10)), provenance)
+    provenance = {"loader": "sklearn.datasets.load_digits", "grey_levels": 16}
+    return Source("digits", {"all": (images, bunch.target.astype(np.int64))}, DIGITS_SHAPE, DIGITS_CLASSES, provenance)
 
 
 def locate_files(spec: IdxSpec, data: DataParams) -> dict[str, Path]:
