@@ -47,3 +47,7 @@ class ModelFileError(VaeopsError):
 
 class InferenceFailed(VaeopsError):
     """onnxruntime failed on input that passed validation: a fault of the model or runtime, not of the caller."""
+
+
+class RecordError(VaeopsError):
+    """DVC could not record the run (`dvc commit`) or push it to the remote (`dvc push`)."""
