@@ -9,6 +9,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from vaeops.errors import ParamsError
 from vaeops.params import ValidateParams
 
 IMAGE_COLUMNS = ("label", "min", "max", "mean", "ink_fraction", "pixel_count", "nonfinite", "hash", "leaked")
@@ -46,6 +47,9 @@ def resolve_bounds(params: ValidateParams, dataset: str) -> Bounds:
         value = getattr(params, name)
         return defaults[name] if value is None else value
 
+    for low, high in (("class_share_min", "class_share_max"), ("ink_fraction_min", "ink_fraction_max")):
+        if pick(low) > pick(high):
+            raise ParamsError(f"validate.{low} = {pick(low)} is above validate.{high} = {pick(high)} (null means the {dataset} default)")
     return Bounds(
         min_rows=int(pick("min_rows")),
         class_share_min=float(pick("class_share_min")),

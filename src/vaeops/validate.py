@@ -134,8 +134,9 @@ def _result_entry(table: str, raw: dict[str, Any]) -> dict[str, Any]:
     }
     if "unexpected_count" in result:
         entry.update(element_count=result.get("element_count"), unexpected_count=result["unexpected_count"], unexpected_sample=result.get("partial_unexpected_list", [])[:10])
-        if result.get("partial_unexpected_index_list") and "class" in kwargs.get("column", "class"):
-            entry["unexpected_classes"] = [row.get("class") for row in result["partial_unexpected_index_list"]]
+        rows = result.get("partial_unexpected_index_list") or []
+        if rows and isinstance(rows[0], dict) and "class" in rows[0]:
+            entry["unexpected_classes"] = [row["class"] for row in rows]
     if raw.get("exception_info", {}).get("raised_exception"):
         entry["exception"] = raw["exception_info"].get("exception_message")
     return entry
