@@ -1,0 +1,69 @@
+"""Real `dvc repro` in a temporary git copy of the repo: runs, is a no-op the second time, pushes/pulls, stops at the gate."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, edit_params
+
+# Small settings for every stage in dvc.yaml, so the whole pipeline runs in seconds. Add your stage's keys here.
+TINY_PARAMS: dict = {}
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(Path(sys.executable).parent / "dvc"), *args], cwd, check)
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """The repo's files as git sees them (committed or new, not ignored), committed into a fresh git repo."""
+    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], REPO).stdout.split("\0")
+    copy = tmp_path / "repo"
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+    edit_params(copy / "params.yaml", TINY_PARAMS)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run(["git", *args], copy)
+    return copy
+
+
+@pytest.mark.slow
+def test_repro_is_reproducible_versioned_and_gated(repo_copy):
+    first = dvc("repro", cwd=repo_copy).stdout
+    assert "Running stage 'prepare'" in first and "validation PASSED" in first
+    lock = (repo_copy / "dvc.lock").read_text()
+
+    again = dvc("repro", cwd=repo_copy).stdout
+    assert "Running stage" not in again, again
+    assert (repo_copy / "dvc.lock").read_text() == lock
+    assert "up to date" in dvc("status", cwd=repo_copy).stdout
+
+    # The default local remote works with no cloud account: push, lose the cache and the data, pull them back.
+    dvc("push", cwd=repo_copy)
+    manifest = (repo_copy / "data" / "prepared" / "manifest.json").read_bytes()
+    shutil.rmtree(repo_copy / ".dvc" / "cache")
+    shutil.rmtree(repo_copy / "data" / "prepared")
+    dvc("pull", cwd=repo_copy)
+    assert (repo_copy / "data" / "prepared" / "manifest.json").read_bytes() == manifest
+    assert "up to date" in dvc("status", cwd=repo_copy).stdout
+
+    # A failing gate stops `dvc repro`: non-zero exit, the failed expectation named, the lock not advanced.
+    edit_params(repo_copy / "params.yaml", {"validate.class_share_max": 0.05})
+    failed = dvc("repro", cwd=repo_copy, check=False)
+    assert failed.returncode != 0
+    assert "class share bounds" in failed.stdout + failed.stderr
+    assert (repo_copy / "dvc.lock").read_text() == lock
