@@ -30,11 +30,11 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def model_metrics(metrics: dict[str, Any], model: str, path: Path) -> dict[str, Any]:
-    """The headline numbers of one model (`sample` or `mean`) from reports/metrics.json."""
+    """The headline numbers of one model (`sample` or `mean`) in reports/metrics.json: test NLL, active units, collapse."""
     entry = metrics.get("models", {}).get(model)
     if not isinstance(entry, dict) or not isinstance(entry.get("nll"), (int, float)):
         raise DataError(f"{path} has no test NLL for model {model!r}; re-run `vaeops evaluate`")
-    return entry
+    return {"nll": float(entry["nll"]), "active_units": entry.get("active_units"), "collapsed": bool(entry.get("collapsed", False))}
 
 
 def verify_export(export_dir: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -58,9 +58,7 @@ def candidate_evidence(params: Params) -> dict[str, Any]:
         "validation_passed": validation.get("success") is True,
         "validated_data_sha256": validation.get("data_sha256"),
         "parity": manifest.get("parity"),
-        "nll": float(numbers["nll"]),
-        "active_units": numbers.get("active_units"),
-        "collapsed": bool(numbers.get("collapsed", False)),
+        **numbers,
     }
 
 
@@ -71,7 +69,7 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     manifest, _ = verify_export(champion_dir)
     model = Path(manifest["checkpoint"]).parent.name
     numbers = model_metrics(read_json(champion_dir / METRICS, "champion metrics"), model, champion_dir / METRICS)
-    return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": float(numbers["nll"])}
+    return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": numbers["nll"]}
 
 
 def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float) -> tuple[bool, list[str]]:

@@ -1,0 +1,70 @@
+"""The nightly retraining deployment: serve flows/retrain.py on a cron schedule, or register it with a work pool.
+
+Needs a real Prefect API (`prefect server start`, then PREFECT_API_URL): the temporary server that a plain
+`python flows/retrain.py` starts has no scheduler. See README, "Scheduling".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from retrain import retrain  # noqa: E402  (flows/ is not a package: the entry script's folder)
+
+NAME = "nightly"
+CRON = "0 3 * * *"  # 03:00 every day (UTC unless --timezone says otherwise)
+REPO = Path(__file__).resolve().parents[1]
+TAGS = ["vaeops", "retrain"]
+
+
+def parameters(params_file: str = "params.yaml", dataset: str | None = None, source_dir: str | None = None,
+               force_retrain: bool = False) -> dict:
+    """The flow parameters every scheduled run gets (the same names as the flow's arguments)."""
+    return {"params_file": params_file, "dataset": dataset, "source_dir": source_dir, "force_retrain": force_retrain}
+
+
+def nightly_deployment(cron: str = CRON, timezone: str = "UTC", **flow_parameters) -> RunnerDeployment:
+    """The deployment object: the retrain flow, its cron schedule and its parameters (served by this process)."""
+    return retrain.to_deployment(
+        name=NAME,
+        schedule=Cron(cron, timezone=timezone),
+        parameters=parameters(**flow_parameters),
+        tags=TAGS,
+        description="Nightly retraining: new data -> validated -> trained -> gated -> promoted -> recorded with DVC.",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the nightly deployment from this process, or (--work-pool) register it for a worker to run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cron", default=CRON, help="schedule (default: %(default)r)")
+    parser.add_argument("--timezone", default="UTC", help="IANA time zone of the cron schedule, e.g. Europe/Berlin (default: %(default)s)")
+    parser.add_argument("--params", default="params.yaml", help="params file each run reads")
+    parser.add_argument("--dataset", help="data.dataset for every run (default: the params file's)")
+    parser.add_argument("--source-dir", help="data.source_dir for every run: where new IDX files arrive")
+    parser.add_argument("--work-pool", help="register with this work pool instead of serving (a worker runs it)")
+    args = parser.parse_args(argv)
+    if not os.environ.get("PREFECT_API_URL"):
+        print("PREFECT_API_URL is not set: start `prefect server start` and export "
+              "PREFECT_API_URL=http://127.0.0.1:4200/api (the temporary server has no scheduler)", file=sys.stderr)
+        return 2
+    flow_parameters = parameters(args.params, args.dataset, args.source_dir)
+    if args.work_pool:
+        # The worker pulls the code from this checkout; a Docker or Kubernetes pool would use an image instead.
+        retrain.from_source(source=str(REPO), entrypoint="flows/retrain.py:retrain").deploy(
+            name=NAME, work_pool_name=args.work_pool, schedule=Cron(args.cron, timezone=args.timezone),
+            parameters=flow_parameters, tags=TAGS)
+        return 0
+    serve(nightly_deployment(args.cron, args.timezone, **flow_parameters))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
