@@ -128,6 +128,7 @@ def test_safe_dtypes_are_converted(vae, images):
         (np.float32(0.5), "shape"),
         (np.zeros((0, *IMAGE_SHAPE)), "empty batch"),
         (np.zeros((0, D)), "empty batch"),
+        ([], "empty batch"),
         (np.full((2, D), np.nan), "NaN"),
         (np.full((2, D), np.inf), "NaN or infinite"),
         (np.full((2, D), 1.5), r"\[0, 1\]"),

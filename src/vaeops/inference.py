@@ -173,6 +173,8 @@ class OnnxVAE:
         """Validate images; return them as float32 (N, D), a function giving outputs the caller's layout, and
         whether the caller passed one image rather than a batch."""
         array = as_array(images, "images")
+        if array.size == 0:
+            raise InputError(f"images: empty batch (no values, shape {array.shape})")
         shape, (h, w), d = array.shape, self.image_shape, self.input_dim
         single = shape in ((d,), (h, w))
         if single:
@@ -193,6 +195,8 @@ class OnnxVAE:
     def _latents(self, z: Any) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Validate latents (L,) or (N, L); return float32 (N, L) and a function shaping decoded images."""
         array = as_array(z, "z")
+        if array.size == 0:
+            raise InputError(f"z: empty batch (no values, shape {array.shape})")
         if array.shape == (self.latent_dim,):
             array, restore = array.reshape(1, -1), lambda out: out.reshape(self.image_shape)
         elif array.ndim == 2 and array.shape[1] == self.latent_dim:
