@@ -174,7 +174,7 @@ def _download_one(name: str, sha256: str, target: Path, urls: Sequence[str], tim
         except (urllib.error.URLError, OSError) as exc:
             unreachable += 1
             problems.append(f"{url}: unreachable ({getattr(exc, 'reason', exc)})")
-    hint = ("no network: none of the URLs could be reached. " if unreachable == len(urls) else "")
+    hint = "no network: none of the URLs could be reached. " if unreachable and unreachable == len(urls) else ""
     raise DataError(
         f"could not download {name}: {hint}{'; '.join(problems) or 'no URLs configured'}. To work offline, put the "
         f"four IDX files (raw or .gz) in a folder and set data.source_dir to it in params.yaml "
