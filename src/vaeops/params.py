@@ -129,12 +129,100 @@ class ServeParams:
             raise ParamsError(f"serve.threads must be >= 0 (0 = onnxruntime's default), got {self.threads}")
 
 
+# Names accepted by vaeops.model (kept here so reading params does not import torch; a test checks they agree).
+MODEL_ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus")
+MODEL_LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """`model` section: the VAE architecture (input size comes from the prepared data)."""
+
+    hidden: list[int] = field(default_factory=lambda: [128])
+    latent_dim: int = 8
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    gaussian_std: str = "learned"
+    fixed_std: float = 0.1
+
+    def check(self) -> None:
+        for i, size in enumerate(self.hidden):
+            if size < 1:
+                raise ParamsError(f"model.hidden[{i}] must be >= 1, got {size}")
+        if self.latent_dim < 1:
+            raise ParamsError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        _check_choice("model.activation", self.activation, MODEL_ACTIVATIONS)
+        _check_choice("model.likelihood", self.likelihood, MODEL_LIKELIHOODS)
+        _check_choice("model.gaussian_std", self.gaussian_std, ("learned", "fixed"))
+        if self.fixed_std <= 0:
+            raise ParamsError(f"model.fixed_std must be > 0, got {self.fixed_std}")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """`train` section: objective, optimizer, loop and hardware settings of the train stage."""
+
+    latent: str = "sample"
+    objective: str = "elbo"
+    samples: int = 1
+    kl: str = "analytic"
+    kl_warmup_epochs: int = 0
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_schedule: str = "none"
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.5
+    lr_patience: int = 3
+    grad_clip: float = 0.0
+    early_stopping_patience: int = 10
+    binarize: str = "none"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    precision: str = "auto"
+    compile: bool = False
+    data_on_device: bool = True
+    val_batch_size: int = 1024
+    spread_samples: int = 8
+    out_dir: str = "models"
+    live_dir: str = "reports/train"
+
+    def check(self) -> None:
+        _check_choice("train.latent", self.latent, ("sample", "mean"))
+        _check_choice("train.objective", self.objective, ("elbo", "iwae"))
+        _check_choice("train.kl", self.kl, ("analytic", "mc"))
+        _check_choice("train.lr_schedule", self.lr_schedule, ("none", "step", "cosine", "plateau"))
+        _check_choice("train.binarize", self.binarize, ("none", "static", "dynamic"))
+        _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(self.device)):
+            raise ParamsError(f"train.device: unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")
+        if self.objective == "iwae" and self.latent == "mean":
+            raise ParamsError("train.objective: iwae needs sampled latents; it cannot be combined with train.latent: mean")
+        for name in ("samples", "epochs", "batch_size", "val_batch_size", "lr_step_epochs"):
+            if getattr(self, name) < 1:
+                raise ParamsError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("kl_warmup_epochs", "lr_patience", "early_stopping_patience", "threads"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"train.{name} must be >= 0 (0 = off / default), got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ParamsError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_gamma <= 1:
+            raise ParamsError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
+        if self.grad_clip < 0:
+            raise ParamsError(f"train.grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        if self.spread_samples == 1 or self.spread_samples < 0:
+            raise ParamsError(f"train.spread_samples must be 0 (off) or >= 2 (a spread needs two draws), got {self.spread_samples}")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "validate": ValidateParams,
     "promote": PromoteParams,
     "export": ExportParams,
     "serve": ServeParams,
+    "model": ModelParams,
+    "train": TrainParams,
 }
 
 
@@ -154,6 +242,16 @@ class Params:
     def section_dict(self, name: str) -> dict[str, Any]:
         """Return one section as a plain dict (for manifests and checkpoints)."""
         return dataclasses.asdict(self.sections[name])
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParamsError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
+
+
+def _is_cuda_index(device: str) -> bool:
+    prefix, _, index = device.partition(":")
+    return prefix == "cuda" and index.isdigit()
 
 
 def _check_fraction(name: str, value: float) -> None:
