@@ -43,3 +43,40 @@ def load_model(path: str | Path, expected_data_sha256: str | None = None, map_lo
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path} does not hold a vaeops model: {exc}") from None
     return model.eval(), state
+
+
+def training_state(vae: VAE, optimizer, scheduler, config: ModelConfig, params, latent: str, data_sha256: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Everything a resumed run needs and every later stage reads, as plain types and tensors (weights_only-safe)."""
+    from vaeops import __version__
+
+    return {
+        "vaeops_version": __version__,
+        "model_config": config.to_dict(),
+        "model_state": {k: v.detach().cpu() for k, v in vae.state_dict().items()},
+        "optimizer_state": optimizer.state_dict(),
+        "scheduler_state": None if scheduler is None else scheduler.state_dict(),
+        "epoch": run["epoch"],
+        "latent": latent,
+        "params": {name: params.section_dict(name) for name in ("data", "model", "train")},
+        "data_sha256": data_sha256,
+        "run": {key: run[key] for key in ("best_loss", "best_epoch", "bad_epochs", "history")},
+        "rng_state": torch.get_rng_state(),
+    }
+
+
+def restore_training(path: str | Path, vae: VAE, optimizer, scheduler, config: ModelConfig, latent: str, data_sha256: str) -> dict[str, Any]:
+    """Load last.pt into a freshly built model, optimizer and scheduler; refuse a checkpoint of another model or data."""
+    state = load_checkpoint(path)
+    if state.get("latent") != latent or state.get("model_config") != config.to_dict():
+        raise CheckpointError(
+            f"{path} holds a different model (latent {state.get('latent')!r}, config {state.get('model_config')}); "
+            "cannot resume with the current model params; train afresh without --resume"
+        )
+    if state.get("data_sha256") != data_sha256:
+        raise CheckpointError(f"{path} was trained on other data ({str(state.get('data_sha256'))[:12]}...); train afresh without --resume")
+    vae.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    if scheduler is not None and state.get("scheduler_state") is not None:
+        scheduler.load_state_dict(state["scheduler_state"])
+    torch.set_rng_state(state["rng_state"])
+    return {"epoch": state["epoch"], **state["run"]}

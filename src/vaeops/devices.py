@@ -1,0 +1,96 @@
+"""Device, precision and thread choices for training: CUDA, then MPS, then CPU, each overridable from params."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import torch
+
+from vaeops.errors import ParamsError
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where and how the training loop runs."""
+
+    device: torch.device
+    precision: str  # "fp32" or "bf16" (autocast)
+    data_on_device: bool  # False: host data in pinned memory, copied per batch with non_blocking=True
+
+    @property
+    def kind(self) -> str:
+        return self.device.type
+
+    def autocast(self) -> ContextManager:
+        """bf16 autocast on this device, or a no-op for fp32; weights and the optimizer stay in fp32."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def mps_available() -> bool:
+    """True when Apple's Metal backend can run (absent from most builds)."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """Turn train.device into a torch.device: auto picks CUDA (this process's local rank), then MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("mps") if mps_available() else torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ParamsError(f"train.device is {name!r} but CUDA is not available here; use auto or cpu")
+        index = int(name.partition(":")[2] or local_rank)
+        if index >= torch.cuda.device_count():
+            raise ParamsError(f"train.device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return torch.device("cuda", index)
+    if name == "mps" and not mps_available():
+        raise ParamsError("train.device is 'mps' but the MPS backend is not available here; use auto or cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto means bf16 autocast on CUDA GPUs that support it and fp32 elsewhere; bf16 is refused where it cannot run."""
+    if name == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name == "bf16" and device.type == "mps":
+        raise ParamsError("train.precision bf16 is not supported on MPS; use fp32 or auto")
+    return name
+
+
+def configure(device_name: str, precision: str, threads: int, data_on_device: bool, local_rank: int = 0) -> Hardware:
+    """Pick the device and precision, set the CPU thread count (0 keeps torch's default) and GPU math flags."""
+    device = resolve_device(device_name, local_rank)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        # TF32 matmuls for the fp32 parts; results stay well inside the ELBO's Monte-Carlo noise.
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return Hardware(device, resolve_precision(precision, device), data_on_device or device.type != "cuda")
+
+
+def place_data(x: torch.Tensor, hardware: Hardware) -> torch.Tensor:
+    """Put the whole data set where batches are cut from: on the device, or pinned host memory for async copies."""
+    if hardware.data_on_device:
+        return x.to(hardware.device)
+    return x.pin_memory()
+
+
+def batch_loader(hardware: Hardware) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return the per-batch transfer: identity for resident data, a non-blocking copy from pinned memory otherwise."""
+    if hardware.data_on_device:
+        return lambda batch: batch
+    return lambda batch: batch.to(hardware.device, non_blocking=True)
+
+
+def generator(device: torch.device, seed: int) -> torch.Generator:
+    """A seeded random generator living on `device` (random draws must come from a generator on their device)."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen

@@ -1,0 +1,66 @@
+"""What a person sees during training: a tqdm bar with running loss and images/s, one line per epoch, dvclive files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+# Reading the running loss forces a host synchronisation; do it only every this many steps, and only when a bar shows.
+POSTFIX_EVERY = 25
+
+
+class EpochProgress:
+    """A per-epoch progress bar; silent when stderr is not a terminal or on ranks other than 0."""
+
+    def __init__(self, total_images: int, description: str, enabled: bool = True):
+        self.bar = tqdm(total=total_images, desc=description, unit="img", unit_scale=True, leave=False,
+                        dynamic_ncols=True, disable=None if enabled else True)
+        self.steps = self.seen = 0
+
+    def update(self, images: int, totals: torch.Tensor) -> None:
+        """Advance by one batch; refresh the running mean loss now and then."""
+        self.steps += 1
+        self.seen += images
+        self.bar.update(images)
+        if self.steps % POSTFIX_EVERY == 0:
+            self.bar.set_postfix(loss=f"{totals[0].item() / self.seen:.3f}", refresh=False)
+
+    @property
+    def callback(self):
+        """The per-step hook for trainer.train_epoch, or None when the bar is off (then the loop never syncs)."""
+        return None if self.bar.disable else self.update
+
+    def __enter__(self) -> "EpochProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+
+def open_live(directory: Path, resume: bool):
+    """A dvclive logger writing <directory>/metrics.json and plots/metrics/*.tsv (declared in dvc.yaml); no git or
+    experiment side effects, since the pipeline, not dvclive, owns dvc.yaml and experiments."""
+    from dvclive import Live  # imported late: it pulls in DVC, which `vaeops train --help` does not need
+
+    return Live(dir=str(directory), resume=resume, save_dvc_exp=False, dvcyaml=False, report=None)
+
+
+def log_epoch(live, record: dict[str, float], epochs: int) -> None:
+    """Log one epoch to dvclive (step = epoch - 1) and print a one-line summary to stderr."""
+    if live is not None:
+        live.step = int(record["epoch"]) - 1
+        for name, value in record.items():
+            if name != "epoch":
+                live.log_metric(name, value)
+        live.next_step()
+    mc = f", mc_std {record['val/mc_std']:.3f}" if "val/mc_std" in record else ""
+    print(
+        f"epoch {int(record['epoch'])}/{epochs}: loss {record['train/loss']:.3f} (E log p(x|z) {record['train/recon']:.3f}, "
+        f"kl {record['train/kl']:.3f}), val {record['val/loss']:.3f}{mc}, {record['images_per_second']:.0f} img/s",
+        file=sys.stderr,
+        flush=True,
+    )

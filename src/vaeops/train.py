@@ -1,0 +1,198 @@
+"""Train stage: fit the VAE on the K-sample Monte-Carlo ELBO (or the IWAE bound) and keep the best checkpoint.
+
+`vaeops train`, `dvc repro` and the Prefect flow all call `train(params, latent)`. Under `torchrun` every process
+calls it too; each rank trains on its shard of every epoch's permutation and rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaeops import ddp, devices
+from vaeops.binarize import binarize_static
+from vaeops.checkpoint import restore_training, save_checkpoint, training_state
+from vaeops.errors import DataError, ParamsError, TrainingDiverged
+from vaeops.fileio import write_json_atomic
+from vaeops.model import VAE, ModelConfig
+from vaeops.optim import build_optimizer, build_scheduler, current_lr, step_scheduler
+from vaeops.params import Params, load_params
+from vaeops.progress import EpochProgress, log_epoch, open_live
+from vaeops.splits import load_split, manifest_sha256
+from vaeops.trainer import EpochData, Objective, derive_seed, is_finite, kl_beta, summarize, train_epoch, validation_sums
+
+LATENTS = ("sample", "mean")
+# Streams of derived seeds (see trainer.derive_seed): each use of randomness draws from its own stream.
+SHUFFLE, NOISE, VALIDATION, STATIC_TRAIN, STATIC_VAL = range(1, 6)
+
+
+def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation images as (N, D) float32 tensors, binarized once when train.binarize is static.
+
+    Validation images are binarized with a fixed draw under both static and dynamic binarization, so the
+    validation loss of different epochs is measured on the same images.
+    """
+    tensors = []
+    for name in ("train", "val"):
+        images, _ = load_split(prepared, name)
+        if images.shape[0] == 0:
+            raise DataError(f"{prepared}/{name}.npz holds no images; training needs both a train and a val split")
+        tensors.append(torch.from_numpy(images.reshape(images.shape[0], -1).copy()))
+    x_train, x_val = tensors
+    if (likelihood == "bernoulli" or binarize != "none") and not (0 <= x_train.min() and x_train.max() <= 1):
+        raise DataError(f"{prepared}: pixel values outside [0, 1]; a Bernoulli likelihood or binarization needs grey levels in [0, 1]")
+    if binarize == "static":
+        x_train = binarize_static(x_train, derive_seed(seed, STATIC_TRAIN))
+    if binarize != "none":
+        x_val = binarize_static(x_val, derive_seed(seed, STATIC_VAL))
+    return x_train, x_val
+
+
+def model_config(params: Params, input_dim: int) -> ModelConfig:
+    """The architecture from the `model` section; the input size comes from the data."""
+    m = params.model
+    return ModelConfig(input_dim, tuple(m.hidden), m.latent_dim, m.activation, m.likelihood, m.gaussian_std, m.fixed_std)
+
+
+def train(params: Params, latent: str | None = None, resume: bool = False) -> dict[str, Any]:
+    """Stage function: train one model (train.latent, or `latent`), write <out_dir>/<latent>/{best,last}.pt and
+    train.json; with resume=True continue from last.pt. Returns the JSON-able summary."""
+    latent = latent or params.train.latent
+    if latent not in LATENTS:
+        raise ParamsError(f"latent: unknown mode {latent!r}; choose one of {', '.join(LATENTS)}")
+    if latent == "mean" and params.train.objective == "iwae":
+        raise ParamsError("train.objective iwae needs sampled latents; it cannot train the latent: mean model")
+    ctx = ddp.from_env()
+    cfg = params.train
+    hardware = devices.configure(cfg.device, cfg.precision, cfg.threads, cfg.data_on_device, ctx.local_rank)
+    ddp.init(ctx, hardware.device)
+    try:
+        return _fit(params, latent, resume, ctx, hardware)
+    finally:
+        ddp.shutdown(ctx)
+
+
+def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: devices.Hardware) -> dict[str, Any]:
+    """The epoch loop behind train(): validation, schedule, early stopping, checkpoints, metrics."""
+    cfg = params.train
+    started = time.perf_counter()
+    prepared = Path(params.data.out_dir)
+    data_sha256 = manifest_sha256(prepared)
+    x_train, x_val = load_images(prepared, params.model.likelihood, cfg.binarize, cfg.seed)
+    n_val = x_val.shape[0]
+    config = model_config(params, x_train.shape[1])
+
+    torch.manual_seed(cfg.seed)
+    vae = VAE(config).to(hardware.device)
+    objective = Objective(vae, cfg.objective, cfg.samples, latent, cfg.kl)
+    optimizer = build_optimizer(vae.parameters(), cfg, hardware.device)
+    scheduler = build_scheduler(optimizer, cfg)
+    out_dir = Path(cfg.out_dir) / latent
+    run = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if resume and (out_dir / "last.pt").exists():
+        run = restore_training(out_dir / "last.pt", vae, optimizer, scheduler, config, latent, data_sha256)
+
+    step_module = ddp.wrap(objective, ctx, hardware.device)
+    if cfg.compile:
+        step_module = torch.compile(step_module)
+    data = devices.place_data(x_train, hardware)
+    val_rows = torch.arange(x_val.shape[0]).tensor_split(ctx.world_size)[ctx.rank]
+    x_val = x_val[val_rows].to(hardware.device) if hardware.data_on_device else x_val[val_rows].pin_memory()
+    live = open_live(Path(cfg.live_dir) / latent, resume=resume and run["epoch"] > 0) if ctx.is_main else None
+    stopped_early = run["bad_epochs"] >= cfg.early_stopping_patience > 0
+    train_seconds = 0.0
+
+    for epoch in range(run["epoch"], cfg.epochs if not stopped_early else run["epoch"]):
+        objective.beta = kl_beta(epoch, cfg.kl_warmup_epochs)
+        objective.generator = devices.generator(hardware.device, derive_seed(cfg.seed, NOISE, ctx.rank, epoch))
+        shuffle = torch.Generator().manual_seed(derive_seed(cfg.seed, SHUFFLE, epoch))
+        order = ddp.shard(torch.randperm(x_train.shape[0], generator=shuffle), ctx)
+        epoch_data = EpochData(data, order, hardware, dynamic_binarize=cfg.binarize == "dynamic")
+        tick = time.perf_counter()
+        with EpochProgress(order.shape[0], f"{latent} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main) as progress:
+            totals = train_epoch(step_module, objective, optimizer, epoch_data, cfg.batch_size, cfg.grad_clip, progress.callback)
+            train_metrics = summarize(ddp.all_reduce_sum(totals, ctx), order.shape[0] * ctx.world_size)
+        seconds = time.perf_counter() - tick
+        train_seconds += seconds
+        val_gen = devices.generator(hardware.device, derive_seed(cfg.seed, VALIDATION, ctx.rank))
+        val_totals = validation_sums(objective, x_val, cfg.val_batch_size, hardware, val_gen, cfg.spread_samples)
+        val_metrics = summarize(ddp.all_reduce_sum(val_totals, ctx), n_val)
+        if not (is_finite(train_metrics) and is_finite(val_metrics)):
+            raise TrainingDiverged(
+                f"train ({latent}): the loss became {train_metrics['loss']} in epoch {epoch + 1}; stopped. The last good "
+                f"checkpoint {out_dir / 'last.pt'} (epoch {run['epoch']}) is kept. Lower train.lr, set train.grad_clip, "
+                "or check the data."
+            )
+        improved = val_metrics["loss"] < run["best_loss"]
+        if improved:
+            run.update(best_loss=val_metrics["loss"], best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            run["bad_epochs"] += 1
+        record = epoch_record(epoch, train_metrics, val_metrics, objective, optimizer, cfg, order.shape[0] * ctx.world_size / seconds)
+        step_scheduler(scheduler, val_metrics["loss"])
+        run.update(epoch=epoch + 1, history=[*run["history"], record])
+        if ctx.is_main:
+            state = training_state(vae, optimizer, scheduler, config, params, latent, data_sha256, run)
+            save_checkpoint(out_dir / "last.pt", state)
+            if improved:
+                save_checkpoint(out_dir / "best.pt", state)
+            log_epoch(live, record, cfg.epochs)
+        ddp.barrier(ctx)
+        if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
+            stopped_early = True
+            break
+
+    digests = ddp.gather_digests(vae, ctx)
+    if len(set(digests)) > 1:
+        raise TrainingDiverged(f"train ({latent}): the DistributedDataParallel replicas ended with different weights: {digests}")
+    summary = {
+        "latent": latent,
+        "objective": cfg.objective,
+        "samples": cfg.samples,
+        "epochs_run": run["epoch"],
+        "best_epoch": run["best_epoch"],
+        "best_val_loss": run["best_loss"],
+        "stopped_early": stopped_early,
+        "final": run["history"][-1] if run["history"] else {},
+        "train_seconds": round(train_seconds, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(hardware.device),
+        "precision": hardware.precision,
+        "threads": torch.get_num_threads(),
+        "world_size": ctx.world_size,
+        "weights_sha256": digests[0],
+        "data_sha256": data_sha256,
+        "best": str(out_dir / "best.pt"),
+        "last": str(out_dir / "last.pt"),
+    }
+    if ctx.is_main:
+        if live is not None:
+            live.end()
+        write_json_atomic(out_dir / "train.json", summary)
+    return summary
+
+
+def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg, images_per_second: float) -> dict[str, float]:
+    """One epoch's metrics as logged to dvclive and kept in the checkpoint history."""
+    record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer), "images_per_second": round(images_per_second, 1)}
+    record.update({f"train/{k}": v for k, v in train_metrics.items() if k != "mc_std" or cfg.samples > 1})
+    record.update({f"val/{k}": v for k, v in val_metrics.items() if k != "mc_std" or objective.latent == "sample" and cfg.spread_samples})
+    return record
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI options of `vaeops train`."""
+    parser.add_argument("--latent", choices=LATENTS, default=None, help="train this latent mode instead of train.latent")
+    parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/<latent>/last.pt when it exists")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """`vaeops train`: train one model and print its summary (rank 0 only under torchrun)."""
+    summary = train(load_params(args.params), latent=args.latent, resume=args.resume)
+    if ddp.from_env().is_main:
+        print(json.dumps(summary, indent=2))
