@@ -1,5 +1,6 @@
 """Real `dvc repro` in a temporary git copy of the repo: runs, is a no-op the second time, pushes/pulls, stops at the gate."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from conftest import REPO, edit_params
 
 # Small settings for every stage in dvc.yaml, so the whole pipeline runs in seconds. Add your stage's keys here.
-TINY_PARAMS: dict = {}
+TINY_PARAMS: dict = {"train.epochs": 2}
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -43,8 +44,11 @@ def repo_copy(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_repro_is_reproducible_versioned_and_gated(repo_copy):
+    # A fresh clone has no data/prepared, so prepare runs; validate may be skipped when dvc.lock already
+    # records the report for the same data (prepare is deterministic).
     first = dvc("repro", cwd=repo_copy).stdout
-    assert "Running stage 'prepare'" in first and "validation PASSED" in first
+    assert "Running stage 'prepare'" in first
+    assert json.loads((repo_copy / "reports" / "validation.json").read_text())["success"] is True
     lock = (repo_copy / "dvc.lock").read_text()
 
     again = dvc("repro", cwd=repo_copy).stdout
