@@ -79,4 +79,4 @@ def restore_training(path: str | Path, vae: VAE, optimizer, scheduler, config: M
     if scheduler is not None and state.get("scheduler_state") is not None:
         scheduler.load_state_dict(state["scheduler_state"])
     torch.set_rng_state(state["rng_state"])
-    return {"epoch": state["epoch"], **state["run"]}
+    return {"epoch": state["epoch"], "lr": state["params"]["train"]["lr"], **state["run"]}

@@ -43,3 +43,17 @@ def step_scheduler(scheduler: Scheduler | None, val_loss: float) -> None:
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The learning rate of the first parameter group (all groups share it here)."""
     return float(optimizer.param_groups[0]["lr"])
+
+
+def override_lr(optimizer: torch.optim.Optimizer, scheduler: Scheduler | None, saved_lr: float, lr: float) -> None:
+    """On resume, apply a changed train.lr (e.g. a lower rate after a divergence), keeping the schedule's progress:
+    the restored optimizer state would otherwise silently keep the saved rate."""
+    if lr == saved_lr:
+        return
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * lr / saved_lr
+        group["initial_lr"] = lr
+    if hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [lr for _ in scheduler.base_lrs]
+    if isinstance(scheduler, LRScheduler):
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

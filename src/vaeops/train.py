@@ -20,7 +20,7 @@ from vaeops.checkpoint import restore_training, save_checkpoint, training_state
 from vaeops.errors import DataError, ParamsError, TrainingDiverged
 from vaeops.fileio import write_json_atomic
 from vaeops.model import VAE, ModelConfig
-from vaeops.optim import build_optimizer, build_scheduler, current_lr, step_scheduler
+from vaeops.optim import build_optimizer, build_scheduler, current_lr, override_lr, step_scheduler
 from vaeops.params import Params, load_params
 from vaeops.progress import EpochProgress, log_epoch, open_live
 from vaeops.splits import load_split, manifest_sha256
@@ -96,6 +96,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
     run = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if resume and (out_dir / "last.pt").exists():
         run = restore_training(out_dir / "last.pt", vae, optimizer, scheduler, config, latent, data_sha256)
+        override_lr(optimizer, scheduler, run.pop("lr"), cfg.lr)
 
     step_module = ddp.wrap(objective, ctx, hardware.device)
     if cfg.compile:
@@ -166,6 +167,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         "threads": torch.get_num_threads(),
         "world_size": ctx.world_size,
         "weights_sha256": digests[0],
+        "rank_weights_sha256": digests,
         "data_sha256": data_sha256,
         "best": str(out_dir / "best.pt"),
         "last": str(out_dir / "last.pt"),

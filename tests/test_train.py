@@ -1,0 +1,185 @@
+"""The train stage on the digits data: it learns, it is reproducible bit for bit, it resumes, it fails cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaeops import cli, model
+from vaeops.binarize import binarize_fresh, binarize_static
+from vaeops.checkpoint import load_checkpoint, load_model
+from vaeops.ddp import weights_digest
+from vaeops.errors import ParamsError, TrainingDiverged
+from vaeops.fileio import sha256_file
+from vaeops.params import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, load_params
+from vaeops.splits import manifest_sha256, write_prepared
+from vaeops.train import model_config, train
+from vaeops.trainer import Objective, kl_beta, validation_sums
+from vaeops.devices import configure, generator
+
+SMALL = {"model.hidden": [32], "model.latent_dim": 4, "train.epochs": 2, "train.batch_size": 64, "train.threads": 1}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """The sklearn digits (8x8, grey levels in [0, 1]) split 1200 / 300 / 297, written in the prepared format."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, labels = (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+    out = tmp_path_factory.mktemp("prepared")
+    parts = {"train": slice(0, 1200), "val": slice(1200, 1500), "test": slice(1500, None)}
+    write_prepared(out, {name: (images[s], labels[s]) for name, s in parts.items()}, {"dataset": "digits"})
+    return out
+
+
+@pytest.fixture
+def params_for(project, prepared):
+    """Build checked Params from the repo's params.yaml with small-model overrides (outputs land in the tmp project)."""
+    def build(**changes):
+        overrides = {"data.out_dir": str(prepared), **SMALL}
+        overrides.update({key.replace("__", "."): value for key, value in changes.items()})
+        return load_params(project / "params.yaml", overrides=overrides)
+    return build
+
+
+def test_model_names_in_params_match_the_model():
+    assert set(MODEL_ACTIVATIONS) == set(model.ACTIVATIONS)
+    assert set(MODEL_LIKELIHOODS) == set(model.LIKELIHOODS)
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"model.hidden": [64, -1]}, "model.hidden[1]"),
+        ({"model.latent_dim": 0}, "model.latent_dim"),
+        ({"model.likelihood": "poisson"}, "model.likelihood"),
+        ({"model.activation": "swish"}, "model.activation"),
+        ({"train.samples": 0}, "train.samples"),
+        ({"train.device": "tpu"}, "train.device"),
+        ({"train.objective": "vae"}, "train.objective"),
+        ({"train.batch_size": -8}, "train.batch_size"),
+        ({"train.latent": "mean", "train.objective": "iwae"}, "iwae"),
+        ({"train.spread_samples": 1}, "train.spread_samples"),
+        ({"train.lr": 0}, "train.lr"),
+    ],
+)
+def test_bad_params_are_refused_before_any_work(project, changes, fragment):
+    with pytest.raises(ParamsError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        load_params(project / "params.yaml", overrides=changes)
+    assert not (project / "models").exists()
+
+
+def test_unavailable_device_is_refused_before_any_work(params_for, project):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    with pytest.raises(ParamsError, match="CUDA is not available"):
+        train(params_for(train__device="cuda"))
+    assert not (project / "models").exists()
+
+
+def test_cli_prints_a_message_and_exits_non_zero_on_bad_params(project, capsys):
+    (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("  samples: 1 ", "  samples: 0 "))
+    assert cli.main(["train", "--params", str(project / "params.yaml")]) == 2
+    assert "train.samples must be >= 1" in capsys.readouterr().err
+
+
+def test_one_epoch_on_digits_lowers_the_loss(params_for, prepared, project):
+    params = params_for(train__epochs=1)
+    hardware = configure("cpu", "fp32", 1, True)
+    torch.manual_seed(params.train.seed)
+    untrained = Objective(model.VAE(model_config(params, 64)))
+    x_val = torch.from_numpy(np.load(prepared / "val.npz")["images"].reshape(-1, 64))
+    before = validation_sums(untrained, x_val, 1024, hardware, generator(hardware.device, 0), 0)[0].item() / len(x_val)
+    summary = train(params)
+    assert summary["final"]["val/loss"] < before - 1  # nats per image: a clear drop, well above the noise
+    assert summary["final"]["train/loss"] == pytest.approx(-(summary["final"]["train/recon"] - summary["final"]["train/kl"]), rel=1e-5)
+    assert (project / "models" / "sample" / "best.pt").exists() and (project / "models" / "sample" / "train.json").exists()
+    assert (project / "reports" / "train" / "sample" / "plots" / "metrics" / "val" / "loss.tsv").exists()
+
+
+def test_checkpoint_has_what_resume_and_the_later_stages_need(params_for, prepared, project):
+    train(params_for())
+    state = load_checkpoint(project / "models" / "sample" / "last.pt")
+    for key in ("model_config", "model_state", "optimizer_state", "scheduler_state", "epoch", "params", "data_sha256", "rng_state"):
+        assert key in state
+    assert state["epoch"] == 2 and state["data_sha256"] == manifest_sha256(prepared)
+    vae, _ = load_model(project / "models" / "sample" / "best.pt", expected_data_sha256=manifest_sha256(prepared))
+    assert vae.config.input_dim == 64 and vae.config.hidden == (32,)
+
+
+def test_latent_mean_trains_and_is_saved_like_any_other_model(params_for, project):
+    summary = train(params_for(train__epochs=3), latent="mean")
+    history = load_checkpoint(project / "models" / "mean" / "last.pt")["run"]["history"]
+    assert history[-1]["val/loss"] < history[0]["val/loss"]
+    assert "val/mc_std" not in history[-1]  # nothing is sampled, so there is no Monte-Carlo spread
+    assert summary["latent"] == "mean" and (project / "models" / "mean" / "best.pt").exists()
+
+
+def test_two_runs_with_one_seed_give_identical_weights_and_another_seed_does_not(params_for, project):
+    changes = {"train__samples": 2, "train__binarize": "dynamic"}
+    first = train(params_for(**changes, train__out_dir="a"))
+    second = train(params_for(**changes, train__out_dir="b"))
+    third = train(params_for(**changes, train__out_dir="c", train__seed=1))
+    assert first["weights_sha256"] == second["weights_sha256"] != third["weights_sha256"]
+    assert first["final"] == {**second["final"], "images_per_second": first["final"]["images_per_second"]}
+
+
+@pytest.mark.parametrize("schedule", ["step", "plateau"])
+def test_a_resumed_run_matches_an_uninterrupted_one_bitwise(params_for, project, schedule):
+    changes = {"train__lr_schedule": schedule, "train__lr_step_epochs": 1, "train__lr_patience": 0,
+               "train__kl_warmup_epochs": 3, "train__binarize": "dynamic", "train__samples": 2}
+    whole = train(params_for(**changes, train__epochs=4, train__out_dir="whole"))
+    train(params_for(**changes, train__epochs=2, train__out_dir="split"))
+    resumed = train(params_for(**changes, train__epochs=4, train__out_dir="split"), resume=True)
+    assert resumed["weights_sha256"] == whole["weights_sha256"]
+    history = lambda out: [{k: v for k, v in r.items() if k != "images_per_second"} for r in load_checkpoint(project / out / "sample" / "last.pt")["run"]["history"]]  # noqa: E731
+    assert history("split") == history("whole")
+    assert [r["beta"] for r in history("whole")] == [kl_beta(e, 3) for e in range(4)] == [1 / 3, 2 / 3, 1.0, 1.0]
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(params_for, project):
+    train(params_for())
+    last = project / "models" / "sample" / "last.pt"
+    best = project / "models" / "sample" / "best.pt"
+    before = (sha256_file(last), sha256_file(best))
+    with pytest.raises(TrainingDiverged, match="epoch 3.*last good checkpoint"):
+        train(params_for(train__epochs=4, train__lr=1e12), resume=True)
+    assert (sha256_file(last), sha256_file(best)) == before
+    assert load_checkpoint(last)["epoch"] == 2
+
+
+def test_iwae_and_monte_carlo_kl_objectives_train(params_for):
+    for changes in ({"train__objective": "iwae", "train__samples": 4}, {"train__kl": "mc", "train__samples": 3}):
+        summary = train(params_for(**changes, train__out_dir=changes["train__objective"] if "train__objective" in changes else "mc"))
+        assert np.isfinite(summary["best_val_loss"])
+        assert summary["final"]["train/mc_std"] > 0  # K >= 2 draws per image: their spread is measured
+
+
+def test_early_stopping_keeps_the_best_epoch(params_for, project):
+    summary = train(params_for(train__epochs=30, train__lr=0.05, train__early_stopping_patience=2))
+    assert summary["stopped_early"] and summary["epochs_run"] == summary["best_epoch"] + 2
+    assert load_checkpoint(project / "models" / "sample" / "best.pt")["epoch"] == summary["best_epoch"]
+
+
+def test_binarization_static_is_fixed_and_dynamic_is_fresh():
+    x = torch.rand(50, 64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(binarize_static(x, 3), binarize_static(x, 3))
+    g = torch.Generator().manual_seed(0)
+    first, second = binarize_fresh(x, g), binarize_fresh(x, g)
+    assert not torch.equal(first, second) and set(first.unique().tolist()) <= {0.0, 1.0}
+    # A Bernoulli draw keeps the grey level as its mean.
+    many = torch.stack([binarize_fresh(x, g) for _ in range(2000)]).mean(0)
+    assert (many - x).abs().max() < 0.06
+
+
+def test_weights_digest_sees_a_one_bit_change():
+    torch.manual_seed(0)
+    vae = model.VAE(model.ModelConfig(4, (3,), 2))
+    before = weights_digest(vae)
+    with torch.no_grad():
+        vae.decoder_head.bias[0] = torch.nextafter(vae.decoder_head.bias[0], torch.tensor(1.0))
+    assert weights_digest(vae) != before
