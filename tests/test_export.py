@@ -16,9 +16,13 @@ from onnx_helpers import IMAGE_SHAPE, make_checkpoint, make_project
 from vaeops.cli import main
 from vaeops.errors import CheckpointError, ExportError
 from vaeops.fileio import sha256_file
+from vaeops.splits import manifest_sha256
 from vaeops.inference import GRAPHS, METADATA_PREFIX
 
-METRICS = {"test": {"nll": 91.5, "elbo_sample": -95.25}, "dataset": "digits", "flag": True}
+# The shape `vaeops evaluate` writes: context, then one flat entry per model folder (data_sha256 is filled in).
+METRICS = {"dataset": "digits", "split": "test", "images": 30, "nll_k": 100,
+           "models": {"sample": {"nll": 91.5, "elbo": -95.25, "active_units": 3, "collapsed": False},
+                      "mean": {"nll": 99.0, "elbo": -101.0, "notes": "not a number"}}}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     params, model = make_project(root)
     (root / "reports").mkdir()
-    (root / "reports" / "metrics.json").write_text(json.dumps(METRICS))
+    (root / "reports" / "metrics.json").write_text(json.dumps({**METRICS, "data_sha256": manifest_sha256(params.data.out_dir)}))
     assert main(["export", "--params", str(root / "params.yaml")]) == 0
     out_dir = root / "models" / "onnx"
     return root, params, model, out_dir, json.loads((out_dir / "manifest.json").read_text())
@@ -64,7 +68,9 @@ def test_metadata_props_describe_the_model(project):
         assert props[f"{METADATA_PREFIX}likelihood"] == "bernoulli"
         assert len(props[f"{METADATA_PREFIX}params_sha256"]) == 64
         assert props[f"{METADATA_PREFIX}data_sha256"] == manifest["data_sha256"]
-        assert json.loads(props[f"{METADATA_PREFIX}metrics"]) == {"test.nll": 91.5, "test.elbo_sample": -95.25}
+        assert json.loads(props[f"{METADATA_PREFIX}metrics"]) == {
+            "dataset": "digits", "split": "test", "images": 30, "nll_k": 100,
+            "nll": 91.5, "elbo": -95.25, "active_units": 3, "collapsed": False}
 
 
 def test_onnxruntime_matches_pytorch_on_a_new_batch(project):
@@ -125,6 +131,14 @@ def test_gaussian_likelihood_exports(tmp_path):
     session = onnxruntime.InferenceSession(str(tmp_path / "models" / "onnx" / "reconstruct_mean.onnx"))
     with torch.inference_mode():
         np.testing.assert_allclose(session.run(None, {"x": x})[0], model(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_metrics_of_other_data_are_refused(tmp_path):
+    params, _ = make_project(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps({**METRICS, "data_sha256": "f" * 64}))
+    with pytest.raises(ExportError, match="re-run `vaeops evaluate`"):
+        export_module.export(params)
 
 
 def test_checkpoint_from_other_data_is_refused(tmp_path):

@@ -24,7 +24,6 @@ from vaeops.params import Params, load_params
 
 # Ops whose output changes from run to run: none may appear in an exported graph (noise comes in as `eps`).
 RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
-MAX_METRICS = 64
 # Logs one warning per torchvision op on every export when torchvision is absent (it is not needed here).
 NOISY_LOGGER = "torch.onnx._internal.exporter._registration"
 
@@ -161,25 +160,26 @@ def parity(name: str, proto_bytes: bytes, module: nn.Module, feeds: dict[str, np
     return compare(name, expected, actual, atol, rtol)
 
 
-def headline_metrics(path: Path) -> dict[str, float]:
-    """Numeric leaves of the evaluation metrics file, flattened to dotted keys; {} when the file is absent."""
+def headline_metrics(path: Path, model_name: str, data_sha256: str) -> dict[str, Any]:
+    """The evaluation numbers of this model (`models.<name>` in reports/metrics.json) with their context; {} when
+    the file is absent or did not measure this model. Metrics of other data are refused rather than embedded."""
     if not path.exists():
         return {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ExportError(f"{path} is not readable JSON: {exc}") from None
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and len(flat) < MAX_METRICS:
-            flat[prefix] = float(value)
-
-    walk("", raw)
-    return flat
+    if not isinstance(raw, dict):
+        raise ExportError(f"{path} does not hold a metrics mapping (as `vaeops evaluate` writes)")
+    if raw.get("data_sha256", data_sha256) != data_sha256:
+        raise ExportError(f"{path} measured data {str(raw['data_sha256'])[:12]}..., but the model was trained on "
+                          f"{data_sha256[:12]}...; re-run `vaeops evaluate` before exporting")
+    entry = raw.get("models", {}).get(model_name)
+    if not isinstance(entry, dict):
+        return {}
+    context = {key: raw[key] for key in ("dataset", "split", "images", "nll_k") if key in raw}
+    numbers = {key: value for key, value in entry.items() if isinstance(value, (int, float, bool))}
+    return {**context, **numbers}
 
 
 def describe_model(state: dict[str, Any], checkpoint: Path, checkpoint_sha: str, image_shape: tuple[int, ...], metrics: dict[str, float]) -> dict[str, Any]:
@@ -223,7 +223,8 @@ def export(params: Params) -> dict[str, Any]:
     image_shape = tuple(images.shape[1:])
     if int(np.prod(image_shape)) != model.config.input_dim:
         raise ExportError(f"test images {image_shape} do not match the model's input size {model.config.input_dim}")
-    info = describe_model(state, checkpoint, sha256_file(checkpoint), image_shape, headline_metrics(Path(cfg.metrics)))
+    metrics = headline_metrics(Path(cfg.metrics), checkpoint.parent.name, state.get("data_sha256", ""))
+    info = describe_model(state, checkpoint, sha256_file(checkpoint), image_shape, metrics)
 
     # Parity batch: real test images, and seeded noise / latents for the graphs that take them.
     rng = np.random.default_rng(0)
