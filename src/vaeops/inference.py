@@ -112,7 +112,8 @@ def as_array(value: Any, what: str) -> np.ndarray:
         raise InputError(f"{what} must be a rectangular array of numbers (nested lists of equal length): {exc}") from None
     if array.dtype.kind not in "biuf":
         raise InputError(f"{what} must hold real numbers, got dtype {array.dtype} (strings, objects, None and complex are refused)")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+    # The sum is NaN or inf whenever an element is (or on overflow): a cheap pre-check before the exact one.
+    if array.dtype.kind == "f" and not np.isfinite(array.sum()) and not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))
         raise InputError(f"{what} contains {len(bad)} NaN or infinite value(s), first at index {tuple(int(i) for i in bad[0])}")
     return array
@@ -157,6 +158,7 @@ class OnnxVAE:
             if version != self.manifest["model_version"]:
                 raise ModelFileError(f"{name}: model version {version!r} in the file differs from the manifest's {self.manifest['model_version']!r}")
         self.providers = self.sessions["reconstruct_mean"].get_providers()
+        self.input_shapes = {name: [(i.name, i.shape) for i in s.get_inputs()] for name, s in self.sessions.items()}
         self.image_shape = tuple(self.manifest["image_shape"])
         self.input_dim = int(self.manifest["input_dim"])
         self.latent_dim = int(self.manifest["latent_dim"])
@@ -208,15 +210,14 @@ class OnnxVAE:
 
     def _run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run one graph; onnxruntime's exception types never reach the caller."""
-        session = self.sessions[graph]
-        for spec in session.get_inputs():  # last guard: validation above should already guarantee this
-            array = feeds[spec.name]
-            if array.dtype != np.float32 or array.ndim != len(spec.shape) or any(
-                isinstance(dim, int) and dim != got for dim, got in zip(spec.shape, array.shape)
+        for name, shape in self.input_shapes[graph]:  # last guard: validation above should already guarantee this
+            array = feeds[name]
+            if array.dtype != np.float32 or array.ndim != len(shape) or any(
+                isinstance(dim, int) and dim != got for dim, got in zip(shape, array.shape)
             ):
-                raise InputError(f"{graph}.{spec.name}: got {array.dtype} {array.shape}, the graph expects float32 {spec.shape}")
+                raise InputError(f"{graph}.{name}: got {array.dtype} {array.shape}, the graph expects float32 {shape}")
         try:
-            return session.run(None, feeds)
+            return self.sessions[graph].run(None, feeds)
         except Exception as exc:
             raise InferenceFailed(f"onnxruntime failed running {graph}: {exc}") from None
 
