@@ -8,12 +8,13 @@ says the stage reads (file hashes + params values), so an unchanged stage is ski
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -173,7 +174,7 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
     except Exception as exc:
         logger.error("run stopped: %s\n%s", exc, format_summary(outcome))
         raise
-    logger.info("\n%s", format_summary(outcome))
+    create_markdown_artifact(key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n", description="stages, metrics, decision")
     return outcome
 
 
@@ -194,6 +195,20 @@ def format_summary(outcome: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def prefect_api() -> Iterator[None]:
+    """The Prefect API for one run: PREFECT_API_URL when set, else Prefect's temporary local server (SQLite under
+    PREFECT_HOME), started here so that it is stopped before the summary is printed."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with SubprocessASGIServer() as server, temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python flows/retrain.py`: one run of the flow, then the summary on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -202,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-dir", help="override data.source_dir: a folder with the four IDX files")
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
     args = parser.parse_args(argv)
-    state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, return_state=True)
+    with prefect_api():
+        state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, return_state=True)
     if not state.is_completed():
         error = state.result(raise_on_failure=False)
         print(f"\nretrain FAILED: {error}", file=sys.stderr)
