@@ -41,6 +41,8 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/train_speed.py --mnist ../shared/data/mnist
+	$(BIN)/python bench/inference_speed.py
+	$(BIN)/python bench/http_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
