@@ -8,7 +8,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from vaeops.cli import main
-from vaeops.errors import DataError
+from vaeops.errors import DataError, ParamsError
 from vaeops.fileio import sha256_file
 from vaeops.idx import write_idx
 from vaeops.params import load_params
@@ -168,3 +168,20 @@ def test_real_mnist_keeps_official_test_set(project, set_params, mnist_dir):
     test_images, test_labels = load_split("data/prepared", "test")
     assert test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert abs(float(test_images.mean()) * 255 - 33.79) < 0.01
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"data.val_fraction": 0.0}, "data.val_fraction must be above 0"),
+        ({"data.test_fraction": 1.0}, r"data.test_fraction must be in \[0, 1\)"),
+        ({"data.seed": -1}, "data.seed must be >= 0"),
+        ({"data.urls": ["ftp://mirror/"]}, "data.urls: 'ftp://mirror/' is not an http"),
+        ({"validate.class_share_min": 0.3, "validate.class_share_max": 0.2}, r"validate.class_share_min \(0.3\) is above validate.class_share_max \(0.2\)"),
+        ({"validate.ink_fraction_max": 1.5}, r"validate.ink_fraction_max must be in \[0, 1\]"),
+        ({"validate.min_rows": -5}, "validate.min_rows must be >= 0"),
+    ],
+)
+def test_out_of_range_data_and_validate_params_are_refused(set_params, changes, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(set_params(changes))
