@@ -153,14 +153,8 @@ def test_same_seed_same_numbers_whatever_the_worker_count():
     torch.manual_seed(0)
     model = VAE(ModelConfig(30, (16,), 3)).eval()
     x = torch.rand(70, 30)
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = sample_stats(model, x, 20, seed=9, chunk_images=16, chunk_samples=8)
-        torch.set_num_threads(2)
-        two = sample_stats(model, x, 20, seed=9, chunk_images=16, chunk_samples=8)
-    finally:
-        torch.set_num_threads(previous)
+    one = sample_stats(model, x, 20, seed=9, chunk_images=16, chunk_samples=8, workers=1)
+    two = sample_stats(model, x, 20, seed=9, chunk_images=16, chunk_samples=8, workers=3)
     assert torch.equal(one.iwae, two.iwae) and torch.equal(one.elbo, two.elbo)
     other = sample_stats(model, x, 20, seed=10, chunk_images=16, chunk_samples=8)
     assert not torch.equal(one.iwae, other.iwae)

@@ -7,6 +7,7 @@ Python loop) and keeps a running log-sum-exp, so K = 5000 on 10,000 MNIST images
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
@@ -68,13 +69,20 @@ def chunk_generator(seed: int, stream: int, chunk: int, device: torch.device) ->
     return torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: torch.device) -> list[T]:
-    """Run fn over image chunks; on CPU, in one single-threaded worker per core.
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: torch.device,
+                workers: int | None = None) -> list[T]:
+    """Run fn over image chunks; on CPU, in one single-threaded worker per core (None = every available core).
 
     Two workers with one intra-op thread each beat one worker with two threads on a shared machine: a busy
-    core stalls every OpenMP barrier of the latter, but only its own worker in the former.
+    core stalls every OpenMP barrier of the latter, but only its own worker in the former. Each chunk has its
+    own generator, so the numbers do not depend on the worker count.
     """
-    workers = min(torch.get_num_threads(), len(chunks)) if device.type == "cpu" else 1
+    workers = min(workers or available_cores(), len(chunks)) if device.type == "cpu" else 1
     if workers <= 1:
         return [fn(i, rows) for i, rows in enumerate(chunks)]
     previous = torch.get_num_threads()
@@ -94,7 +102,7 @@ def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Te
 
 
 def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: int = 0,
-                 chunk_images: int = 64, chunk_samples: int = 128) -> SampleStats:
+                 chunk_images: int = 64, chunk_samples: int = 128, workers: int | None = None) -> SampleStats:
     """Draw `samples` latents per image and return L_K, the mean log-likelihood and the KL per image.
 
     The log-sum-exp over samples is accumulated chunk by chunk with logaddexp, which stays exact and stable
@@ -123,7 +131,7 @@ def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: i
                 ll_sum += ll.sum(0)
             return lse - math.log(samples), ll_sum / samples, gaussian_kl(mu, logvar).sum(-1)
 
-    parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device)
+    parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device, workers)
     return SampleStats(*(torch.cat([part[i] for part in parts]) for i in range(3)))
 
 
