@@ -101,6 +101,8 @@ def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], output_name
                 external_data=False,
                 verbose=False,
             )
+    except Exception as exc:  # the exporter raises many unrelated types (torch.export, onnxscript, ...)
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__.lstrip('_')}: {exc}") from None
     finally:
         logger.setLevel(level)
     return program.model_proto
