@@ -12,7 +12,15 @@ import pytest
 from conftest import REPO, edit_params
 
 # Small settings for every stage in dvc.yaml, so the whole pipeline runs in seconds. Add your stage's keys here.
-TINY_PARAMS: dict = {"train.epochs": 2}
+TINY_PARAMS: dict = {
+    "train.epochs": 2,
+    "evaluate.recon_samples": 2,
+    "evaluate.elbo_ks": [1, 10],
+    "evaluate.elbo_repeats": 2,
+    "evaluate.study_images": 64,
+    "evaluate.nll_k": 10,
+    "export.parity_images": 16,
+}
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
