@@ -61,6 +61,7 @@ def set_params(path: str | Path, overrides: dict[str, Any]) -> bool:
     load_params(path, overrides)  # refuse a bad value before the file is touched
     yaml = YAML()
     yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+    yaml.representer.add_representer(float, _yaml11_float)
     document = yaml.load(path.read_text(encoding="utf-8")) or {}
     changed = False
     for dotted, value in overrides.items():
@@ -74,3 +75,10 @@ def set_params(path: str | Path, overrides: dict[str, Any]) -> bool:
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             yaml.dump(document, handle)
     return changed
+
+
+def _yaml11_float(representer: Any, value: float) -> Any:
+    """Write 1e-06 as 1.0e-06: PyYAML (YAML 1.1), which reads params.yaml, takes a mantissa without a dot for a string."""
+    mantissa, e, exponent = repr(value).partition("e")
+    text = f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}"
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
