@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from vaeops import __version__
@@ -102,9 +103,19 @@ async def _send_error(send: Any, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _listed(array: np.ndarray) -> list[Any]:
-    """A float32 array as nested JSON lists."""
-    return array.astype(np.float64).tolist()
+class NumpyJSONResponse(Response):
+    """JSON via orjson, which writes float32 arrays directly in their shortest exact form (about 20x faster than
+    json.dumps on a Python list of floats, and half the bytes)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _listed(array: np.ndarray) -> np.ndarray:
+    """An output array in the form orjson serialises: C-contiguous float32."""
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 64, max_body_bytes: int = 8_000_000,
@@ -138,28 +149,28 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 6
 
     # Plain `def` endpoints: FastAPI runs them in its thread pool, and onnxruntime releases the GIL while it runs.
     @app.post("/encode", response_model=EncodeResponse, responses=errors)
-    def encode(request: EncodeRequest) -> JSONResponse:
+    def encode(request: EncodeRequest) -> NumpyJSONResponse:
         """Posterior mean and log-variance of q(z|x) for each image."""
         mu, logvar = model.encode(request.images)
-        return JSONResponse({"model_version": version, "mu": _listed(mu), "logvar": _listed(logvar)})
+        return NumpyJSONResponse({"model_version": version, "mu": _listed(mu), "logvar": _listed(logvar)})
 
     @app.post("/decode", response_model=ImagesResponse, responses=errors)
-    def decode(request: DecodeRequest) -> JSONResponse:
+    def decode(request: DecodeRequest) -> NumpyJSONResponse:
         """Decoded images for latents z."""
         images = model.decode(request.z)
-        return JSONResponse({"model_version": version, "shape": list(images.shape), "images": _listed(images)})
+        return NumpyJSONResponse({"model_version": version, "shape": list(images.shape), "images": _listed(images)})
 
     @app.post("/reconstruct", response_model=ImagesResponse, responses=errors)
-    def reconstruct(request: ReconstructRequest) -> JSONResponse:
+    def reconstruct(request: ReconstructRequest) -> NumpyJSONResponse:
         """Reconstruction from the posterior mean (mode=mean) or averaged over sampled latents (mode=sample)."""
         images = model.reconstruct(request.images, mode=request.mode, samples=request.samples, seed=request.seed)
-        return JSONResponse({"model_version": version, "shape": list(images.shape), "images": _listed(images)})
+        return NumpyJSONResponse({"model_version": version, "shape": list(images.shape), "images": _listed(images)})
 
     @app.post("/generate", response_model=ImagesResponse, responses=errors)
-    def generate(request: GenerateRequest) -> JSONResponse:
+    def generate(request: GenerateRequest) -> NumpyJSONResponse:
         """New images decoded from z ~ N(0, I)."""
         images = model.generate(request.n, seed=request.seed)
-        return JSONResponse({"model_version": version, "shape": list(images.shape), "images": _listed(images)})
+        return NumpyJSONResponse({"model_version": version, "shape": list(images.shape), "images": _listed(images)})
 
     return app
 
