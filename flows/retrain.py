@@ -8,13 +8,13 @@ says the stage reads (file hashes + params values), so an unchanged stage is ski
 from __future__ import annotations
 
 import argparse
-import contextlib
+import atexit
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -195,20 +195,6 @@ def format_summary(outcome: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def prefect_api() -> Iterator[None]:
-    """The Prefect API for one run: PREFECT_API_URL when set, else Prefect's temporary local server (SQLite under
-    PREFECT_HOME), started here so that it is stopped before the summary is printed."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if PREFECT_API_URL.value():
-        yield
-        return
-    with SubprocessASGIServer() as server, temporary_settings({PREFECT_API_URL: server.api_url}):
-        yield
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python flows/retrain.py`: one run of the flow, then the summary on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -217,14 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-dir", help="override data.source_dir: a folder with the four IDX files")
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
     args = parser.parse_args(argv)
-    with prefect_api():
-        state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, return_state=True)
-    if not state.is_completed():
-        error = state.result(raise_on_failure=False)
-        print(f"\nretrain FAILED: {error}", file=sys.stderr)
-        return error.exit_code if isinstance(error, VaeopsError) else 1
-    print("\n" + format_summary(state.result()))
-    return 0
+    lines: list[str] = []
+    # Printed at exit, after Prefect has flushed its logs and stopped its temporary server (their exit handlers are
+    # registered later, so they run first): the summary is the last thing on the terminal.
+    atexit.register(lambda: print("\n" + "\n".join(lines), flush=True))
+    state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, return_state=True)
+    if state.is_completed():
+        lines.append(format_summary(state.result()))
+        return 0
+    error = state.result(raise_on_failure=False)
+    lines.append(f"retrain FAILED: {error}")
+    return error.exit_code if isinstance(error, VaeopsError) else 1
 
 
 if __name__ == "__main__":
