@@ -119,7 +119,7 @@ class ServeParams:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    model_dir: str = "models/onnx"
+    model_dir: str = "champion"
     max_batch: int = 256
     max_samples: int = 64
     max_body_bytes: int = 8_000_000
