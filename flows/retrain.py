@@ -49,7 +49,7 @@ def run_stage(stage: str, params_file: str, outs: tuple[str, ...]) -> dict[str, 
     module, function, kwargs = STAGES[stage]
     summary = getattr(importlib.import_module(module), function)(load_params(params_file), **kwargs)
     scalars = {k: v for k, v in (summary or {}).items() if v is None or isinstance(v, (str, int, float, bool))}
-    return {"summary": scalars, "outs": outputs_digest(StageSpec(stage, "", (), (), outs))}
+    return {"summary": scalars, "outs": outputs_digest(outs)}
 
 
 def stage_task(name: str, **options: Any):
@@ -128,7 +128,7 @@ def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, 
     extra = (params.data.source_dir,) if stage == "prepare" and params.data.source_dir else ()
     args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra))
     state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
-    if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec):
+    if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec.outs):
         # The inputs are unchanged but the outputs were changed or deleted since: the cache cannot stand in for them.
         state = run.with_options(refresh_cache=True)(*args, return_state=True)
     done[stage] = "failed" if not state.is_completed() else "skipped (cached)" if state.name == "Cached" else "ran"

@@ -239,3 +239,34 @@ def test_set_params_keeps_comments_and_refuses_unknown_keys(tmp_path):
     with pytest.raises(ParamsError):
         set_params(path, {"data.dataset": "cifar"})
     assert path.read_text() == before
+
+
+def test_fingerprint_follows_deps_and_listed_params_only(tmp_path, monkeypatch):
+    from vaeops.fingerprint import StageSpec, fingerprint, outputs_digest
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", "params.yaml")
+    Path("a.txt").write_text("one")
+    Path("d").mkdir()
+    Path("d/b.bin").write_bytes(b"\x00")
+    spec = StageSpec("s", "vaeops s", ("a.txt", "d"), ("data.seed", "promote"), ("out",))
+    key = lambda: fingerprint(spec, load_params())  # noqa: E731
+    base = key()
+    set_params("params.yaml", {"data.val_fraction": 0.2})  # not a param of this stage
+    assert key() == base
+    for change in (lambda: set_params("params.yaml", {"data.seed": 1}),
+                   lambda: set_params("params.yaml", {"promote.nll_margin": 0.5}),  # a whole section is listed
+                   lambda: Path("a.txt").write_text("two"),
+                   lambda: Path("d/c.bin").write_bytes(b"")):
+        change()
+        assert key() != base
+        base = key()
+    assert outputs_digest(("out",)) == {"out": "missing"}
+
+
+def test_the_flow_runs_exactly_the_stages_of_dvc_yaml():
+    from vaeops.fingerprint import stage_specs
+
+    import retrain
+
+    assert set(stage_specs(REPO)) == set(retrain.STAGES)

@@ -78,6 +78,6 @@ def fingerprint(spec: StageSpec, params: Params, extra_paths: tuple[str, ...] = 
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def outputs_digest(spec: StageSpec) -> dict[str, str]:
+def outputs_digest(outs: tuple[str, ...]) -> dict[str, str]:
     """What a stage wrote: a digest per out, kept with the cached result to tell if outputs changed since."""
-    return {out: path_digest(out) for out in spec.outs}
+    return {out: path_digest(out) for out in outs}
