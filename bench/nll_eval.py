@@ -22,7 +22,7 @@ import torch
 
 from vaeops.binarize import binarize_static
 from vaeops.checkpoint import load_model
-from vaeops.estimators import available_cores, nll_estimate
+from vaeops.estimators import available_cores, nll_estimate, paired_summary, reconstruction_errors
 from vaeops.objective import iwae_bound, log_importance_weights
 from vaeops.params import load_params
 from vaeops.prepare import prepare
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--baseline-images", type=int, default=40, help="test images the eager loop runs on")
     parser.add_argument("--baseline-chunk", type=int, default=1000, help="samples per call in the eager loop")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--recon-samples", type=int, default=16, help="S of the mean-vs-sampled reconstruction gap")
     parser.add_argument("--workdir", type=Path, help="keep the prepared data and trained model here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -91,6 +92,17 @@ def main() -> None:
     print(f"model {model.config.input_dim}-{'-'.join(map(str, model.config.hidden))}-{model.config.latent_dim}, "
           f"{len(x)} test images (static binarization, seed {TEST_BINARIZATION_SEED}), K = {args.k}, "
           f"{available_cores()} cores, load average {os.getloadavg()[0]:.2f}")
+
+    started = time.perf_counter()
+    recon = reconstruction_errors(model, x, args.recon_samples, args.seed, chunk_images=args.chunk_images)
+    bce = paired_summary(recon["bce_sampled"], recon["bce_mean_decode"])
+    gap = recon["jensen_gap"]
+    print(f"reconstruction     BCE mean decode {recon['bce_mean_decode'].mean():.2f}, sampled (S = {args.recon_samples}) "
+          f"{recon['bce_sampled'].mean():.2f}: sampled - mean {bce['diff_mean']:.2f} [{bce['diff_ci95_low']:.2f}, "
+          f"{bce['diff_ci95_high']:.2f}], mean decode better on {bce['share_mean_decode_better']:.1%}; squared error "
+          f"{recon['se_mean_decode'].mean():.2f} vs {recon['se_sampled'].mean():.2f}")
+    print(f"Jensen gap         log p(x|mu) {recon['log_px_mu'].mean():.2f} - E_q[log p(x|z)] {recon['e_log_px'].mean():.2f}"
+          f" = {gap.mean():.2f} ± {gap.std(ddof=1) / math.sqrt(len(gap)):.2f} nats  ({time.perf_counter() - started:.1f} s)")
 
     started = time.perf_counter()
     result = nll_estimate(model, x, args.k, args.seed, args.chunk_images, args.chunk_samples)
