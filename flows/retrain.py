@@ -187,7 +187,10 @@ def format_summary(outcome: dict[str, Any]) -> str:
     decision = outcome.get("promotion")
     if decision:
         verdict = "PROMOTED" if decision["promoted"] else "not promoted"
-        lines.append(f"promotion: {decision['challenger']['model_version']} {verdict}; champion {decision['champion']} in {decision['champion_dir']}/")
+        # A cached promote stage means the decision on record was taken by an earlier run on the same inputs.
+        when = " (earlier run, same inputs)" if outcome["stages"].get("promote", "").startswith("skipped") else ""
+        lines.append(f"promotion{when}: {decision['challenger']['model_version']} {verdict}; "
+                     f"champion {decision['champion']} in {decision['champion_dir']}/")
         lines += [f"  {reason}" for reason in decision["reasons"]]
     if outcome.get("record"):
         lines.append(f"dvc: dvc.lock committed, status clean, push: {outcome['record']['pushed']}")

@@ -127,6 +127,9 @@ def test_second_run_with_nothing_changed_skips_every_stage(project, first_run):
     state, _, _ = run_flow()
     assert state.is_completed(), state
     assert state.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "record": "ran"}
+    import retrain
+
+    assert "promotion (earlier run, same inputs): " in retrain.format_summary(state.result())
     assert tree(project / "champion") == champion
     assert "up to date" in sh("dvc", "status", cwd=project)
 

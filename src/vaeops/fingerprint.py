@@ -39,7 +39,7 @@ def stage_specs(root: str | Path = ".") -> dict[str, StageSpec]:
                 else:
                     deps.append(dep.def_path)
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd or [])
-            specs[stage.addressing] = StageSpec(stage.addressing, cmd, tuple(deps), tuple(keys), tuple(o.def_path for o in stage.outs))
+            specs[stage.name] = StageSpec(stage.name, cmd, tuple(deps), tuple(keys), tuple(o.def_path for o in stage.outs))
     return specs
 
 
