@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import ContextManager
 
 import torch
 
@@ -71,7 +71,7 @@ def configure(device_name: str, precision: str, threads: int, data_on_device: bo
     if device.type == "cuda":
         torch.cuda.set_device(device)
         # TF32 matmuls for the fp32 parts; results stay well inside the ELBO's Monte-Carlo noise.
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
     return Hardware(device, resolve_precision(precision, device), data_on_device or device.type != "cuda")
 
 
@@ -80,13 +80,6 @@ def place_data(x: torch.Tensor, hardware: Hardware) -> torch.Tensor:
     if hardware.data_on_device:
         return x.to(hardware.device)
     return x.pin_memory()
-
-
-def batch_loader(hardware: Hardware) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return the per-batch transfer: identity for resident data, a non-blocking copy from pinned memory otherwise."""
-    if hardware.data_on_device:
-        return lambda batch: batch
-    return lambda batch: batch.to(hardware.device, non_blocking=True)
 
 
 def generator(device: torch.device, seed: int) -> torch.Generator:

@@ -182,7 +182,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
 def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg, images_per_second: float) -> dict[str, float]:
     """One epoch's metrics as logged to dvclive and kept in the checkpoint history."""
     record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer), "images_per_second": round(images_per_second, 1)}
-    record.update({f"train/{k}": v for k, v in train_metrics.items() if k != "mc_std" or cfg.samples > 1})
+    record.update({f"train/{k}": v for k, v in train_metrics.items() if k != "mc_std" or cfg.samples > 1 and objective.latent == "sample"})
     record.update({f"val/{k}": v for k, v in val_metrics.items() if k != "mc_std" or objective.latent == "sample" and cfg.spread_samples})
     return record
 

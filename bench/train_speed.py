@@ -1,0 +1,159 @@
+"""Benchmark the train stage against a plain Dataset/DataLoader loop: the 784-400-20 VAE on MNIST, side by side.
+
+Both train the same model (vaeops.model.VAE, ReLU, Bernoulli on grey levels, 1 sample, batch 128, Adam 1e-3) for
+10 epochs and evaluate the test set after every epoch, as the widely used PyTorch VAE example does. The baseline is
+written the conventional way: a per-image Dataset, a DataLoader, default Adam, `loss.item()` every step. The project
+side is the real stage function `vaeops.train.train` (with its validation, checkpoints and dvclive logging).
+
+    python bench/train_speed.py --mnist ../shared/data/mnist
+"""
+
+from __future__ import annotations
+
+import time
+
+T_IMPORT = time.perf_counter()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from vaeops.checkpoint import load_model  # noqa: E402
+from vaeops.idx import read_idx  # noqa: E402
+from vaeops.model import VAE, ModelConfig  # noqa: E402
+from vaeops.objective import elbo_terms  # noqa: E402
+from vaeops.params import load_params  # noqa: E402
+from vaeops.splits import write_prepared  # noqa: E402
+from vaeops.train import train  # noqa: E402
+
+IMPORT_SECONDS = time.perf_counter() - T_IMPORT  # torch + vaeops: paid by either program at start-up
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = ModelConfig(input_dim=784, hidden=(400,), latent_dim=20)
+
+
+def load_mnist(folder: Path) -> dict[str, np.ndarray]:
+    """The four IDX files as uint8 images (N, 784) and int64 labels, read with the project's IDX reader."""
+    arrays = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        arrays[f"{split}_images"] = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz").reshape(-1, 784)
+        arrays[f"{split}_labels"] = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    return arrays
+
+
+@torch.no_grad()
+def test_nelbo(vae: VAE, x_test: torch.Tensor, seed: int = 0) -> float:
+    """Negative ELBO per test image, one sample per image (the number the PyTorch example prints), in fp32."""
+    gen = torch.Generator().manual_seed(seed)
+    total = sum(float(elbo_terms(vae.eval(), x_test[i : i + 1000], 1, generator=gen).loss) * len(x_test[i : i + 1000])
+                for i in range(0, len(x_test), 1000))
+    return total / len(x_test)
+
+
+class GreyImages(Dataset):
+    """One image per item, converted to a float tensor on access, like torchvision's MNIST with ToTensor()."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.images[index]).float().div(255)
+
+
+def run_baseline(mnist: dict[str, np.ndarray], epochs: int, threads: int) -> dict[str, float]:
+    """The conventional loop: Dataset + DataLoader(shuffle) + default Adam + loss.item() per step + test each epoch."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    vae = VAE(CONFIG)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    train_loader = DataLoader(GreyImages(mnist["train_images"]), batch_size=128, shuffle=True)
+    test_loader = DataLoader(GreyImages(mnist["test_images"]), batch_size=128)
+    epoch_seconds = []
+    for _ in range(epochs):
+        tick = time.perf_counter()
+        vae.train()
+        train_loss = 0.0
+        for batch in train_loader:
+            optimizer.zero_grad()
+            loss = elbo_terms(vae, batch, 1).loss
+            loss.backward()
+            train_loss += loss.item() * len(batch)
+            optimizer.step()
+        epoch_seconds.append(time.perf_counter() - tick)
+        vae.eval()
+        with torch.no_grad():
+            test_loss = sum(elbo_terms(vae, batch, 1).loss.item() * len(batch) for batch in test_loader) / len(test_loader.dataset)
+    wall = time.perf_counter() - start
+    x_test = torch.from_numpy(mnist["test_images"]).float().div(255)
+    return {"wall": wall, "epoch": float(np.mean(epoch_seconds)), "last_test_loss": test_loss, "test_nelbo": test_nelbo(vae, x_test)}
+
+
+def run_project(mnist: dict[str, np.ndarray], epochs: int, threads: int, precision: str, workdir: Path) -> dict[str, float]:
+    """The train stage as `vaeops train` runs it; the MNIST test set is its validation split, as in the example."""
+    x_train = (mnist["train_images"] / np.float32(255)).reshape(-1, 28, 28).astype(np.float32)
+    x_test = (mnist["test_images"] / np.float32(255)).reshape(-1, 28, 28).astype(np.float32)
+    prepared = workdir / "prepared"
+    splits = {"train": (x_train, mnist["train_labels"]), "val": (x_test, mnist["test_labels"]), "test": (x_test, mnist["test_labels"])}
+    write_prepared(prepared, splits, {"dataset": "mnist"})  # the prepare stage's job, not timed
+    params = load_params(REPO / "params.yaml", overrides={
+        "data.out_dir": str(prepared), "model.hidden": [400], "model.latent_dim": 20, "model.activation": "relu",
+        "model.likelihood": "bernoulli", "train.latent": "sample", "train.objective": "elbo", "train.samples": 1,
+        "train.kl": "analytic", "train.kl_warmup_epochs": 0, "train.epochs": epochs, "train.batch_size": 128,
+        "train.lr": 1e-3, "train.lr_schedule": "none", "train.grad_clip": 0.0, "train.early_stopping_patience": 0,
+        "train.binarize": "none", "train.seed": 0, "train.device": "cpu", "train.threads": threads,
+        "train.precision": precision, "train.spread_samples": 0, "train.val_batch_size": 2000,
+        "train.out_dir": str(workdir / "models"), "train.live_dir": str(workdir / "live"),
+    })
+    start = time.perf_counter()
+    summary = train(params)
+    vae, _ = load_model(workdir / "models" / "sample" / "last.pt")
+    wall = time.perf_counter() - start
+    history = summary["final"]
+    return {"wall": wall, "epoch": summary["train_seconds"] / epochs, "last_test_loss": history["val/loss"],
+            "test_nelbo": test_nelbo(vae, torch.from_numpy(x_test.reshape(-1, 784)))}
+
+
+def amx_available() -> bool:
+    """True on CPUs with AMX tiles, where bf16 matmuls run several times faster than fp32."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", type=Path, default=REPO / ".." / "shared" / "data" / "mnist", help="folder with the MNIST IDX .gz files")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the project loop (train.threads)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="bf16" if amx_available() else "fp32")
+    args = parser.parse_args(argv)
+    if not (args.mnist / "train-images-idx3-ubyte.gz").exists():
+        print(f"MNIST not found in {args.mnist}; pass --mnist", file=sys.stderr)
+        return 2
+    default_threads = torch.get_num_threads()
+    mnist = load_mnist(args.mnist)
+    with tempfile.TemporaryDirectory() as tmp:
+        project = run_project(mnist, args.epochs, args.threads, args.precision, Path(tmp))
+    baseline = run_baseline(mnist, args.epochs, default_threads)
+    n = len(mnist["train_images"])
+    print(f"\nMNIST 784-400-20, {args.epochs} epochs, batch 128, Adam 1e-3, 1 sample; start-up (python imports) {IMPORT_SECONDS:.1f} s; "
+          f"torch {torch.__version__}, {default_threads} CPU threads available\n")
+    print("| loop | s/epoch | samples/s | wall incl. start-up (s) | test -ELBO |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    rows = ((f"DataLoader baseline ({default_threads} threads, fp32)", baseline),
+            (f"vaeops train ({args.threads} thread{'s' if args.threads != 1 else ''}, {args.precision})", project))
+    for name, result in rows:
+        print(f"| {name} | {result['epoch']:.2f} | {n / result['epoch']:,.0f} | {result['wall'] + IMPORT_SECONDS:.1f} | {result['test_nelbo']:.1f} |")
+    ratio = (project["wall"] + IMPORT_SECONDS) / (baseline["wall"] + IMPORT_SECONDS)
+    print(f"\nwall-time ratio vaeops / baseline: {ratio:.2f} (target <= 0.33); speed-up {1 / ratio:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
