@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     """Serve the nightly deployment from this process, or (--work-pool) register it for a worker to run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cron", default=CRON, help="schedule (default: %(default)r)")
-    parser.add_argument("--timezone", default="UTC", help="IANA time zone of the cron schedule, e.g. Europe/Berlin (default: %(default)s)")
+    parser.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule, e.g. Europe/Berlin (default: %(default)s)")
     parser.add_argument("--params", default="params.yaml", help="params file each run reads")
     parser.add_argument("--dataset", help="data.dataset for every run (default: the params file's)")
     parser.add_argument("--source-dir", help="data.source_dir for every run: where new IDX files arrive")

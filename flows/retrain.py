@@ -154,7 +154,10 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
         raise ParamsError(f"dvc.yaml has no stage(s) {', '.join(missing)}: the flow and `dvc repro` must run the same pipeline")
     done: dict[str, str] = {}
     outcome: dict[str, Any] = {"stages": done, "report": str(Path(params.evaluate.out_dir) / "report.md")}
-    step = lambda stage, run, refresh=False: run_step(stage, run, specs, params, params_file, done, refresh)  # noqa: E731
+
+    def step(stage: str, run: Any, refresh: bool = False) -> None:
+        run_step(stage, run, specs, params, params_file, done, refresh)
+
     try:
         step("prepare", prepare_task)
         try:
@@ -174,7 +177,8 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
     except Exception as exc:
         logger.error("run stopped: %s\n%s", exc, format_summary(outcome))
         raise
-    create_markdown_artifact(key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n", description="stages, metrics, decision")
+    create_markdown_artifact(key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n",
+                             description="stages, metrics, decision")
     return outcome
 
 
