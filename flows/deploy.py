@@ -38,6 +38,7 @@ def nightly_deployment(cron: str = CRON, timezone: str = "UTC", **flow_parameter
         parameters=parameters(**flow_parameters),
         tags=TAGS,
         description="Nightly retraining: new data -> validated -> trained -> gated -> promoted -> recorded with DVC.",
+        concurrency_limit=1,  # runs share one checkout (data/, models/, champion/, dvc.lock): one at a time
     )
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         # The worker pulls the code from this checkout; a Docker or Kubernetes pool would use an image instead.
         retrain.from_source(source=str(REPO), entrypoint="flows/retrain.py:retrain").deploy(
             name=NAME, work_pool_name=args.work_pool, schedule=Cron(args.cron, timezone=args.timezone),
-            parameters=flow_parameters, tags=TAGS)
+            parameters=flow_parameters, tags=TAGS, concurrency_limit=1)
         return 0
     serve(nightly_deployment(args.cron, args.timezone, **flow_parameters))
     return 0

@@ -225,6 +225,7 @@ def test_deployment_carries_the_cron_schedule_and_flow_parameters(prefect_api):
                                      "force_retrain": False}
     assert set(deployment.parameters) == set(retrain.retrain.parameters.properties)
     assert deployment.flow_name == retrain.retrain.name
+    assert deployment.concurrency_limit == 1  # two runs must not share the checkout at once
 
 
 def test_set_params_keeps_comments_and_refuses_unknown_keys(tmp_path):
