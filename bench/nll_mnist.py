@@ -79,7 +79,7 @@ def main() -> None:
             x = binarize_static(torch.from_numpy(images.reshape(len(images), -1)[: args.images].copy()), TEST_BINARIZATION_SEED)
             torch.set_num_threads(available_cores())
             started = time.perf_counter()
-            nll = nll_estimate(model, x, args.k, seed=0, chunk_images=32, chunk_samples=128)
+            nll = nll_estimate(model, x, args.k, seed=0, chunk_images=16, chunk_samples=64)
             rows.append({"objective": objective, "train_samples": OBJECTIVES[objective], "epochs": epochs(args, objective),
                          "best_epoch": summary.get("best_epoch"), "train_seconds": round(train_seconds),
                          "nll_seconds": round(time.perf_counter() - started), "test_images": len(x),

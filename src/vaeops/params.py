@@ -153,8 +153,8 @@ class EvaluateParams:
     elbo_repeats: int = 10
     study_images: int | None = None
     nll_k: int = 1000
-    chunk_images: int = 32
-    chunk_samples: int = 128
+    chunk_images: int = 16
+    chunk_samples: int = 64
     active_threshold: float = 0.01
     collapse_kl: float = 0.01
     plot_images: int = 8
