@@ -42,7 +42,7 @@ def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tu
         images, _ = load_split(prepared, name)
         if images.shape[0] == 0:
             raise DataError(f"{prepared}/{name}.npz holds no images; training needs both a train and a val split")
-        tensors.append(torch.from_numpy(images.reshape(images.shape[0], -1).copy()))
+        tensors.append(torch.from_numpy(images.reshape(images.shape[0], -1)))
     x_train, x_val = tensors
     if (likelihood == "bernoulli" or binarize != "none") and not (0 <= x_train.min() and x_train.max() <= 1):
         raise DataError(f"{prepared}: pixel values outside [0, 1]; a Bernoulli likelihood or binarization needs grey levels in [0, 1]")
@@ -124,10 +124,11 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         val_totals = validation_sums(objective, x_val, cfg.val_batch_size, hardware, val_gen, cfg.spread_samples)
         val_metrics = summarize(ddp.all_reduce_sum(val_totals, ctx), n_val)
         if not (is_finite(train_metrics) and is_finite(val_metrics)):
+            kept = (f"the last good checkpoint {out_dir / 'last.pt'} (epoch {run['epoch']}) is kept" if run["epoch"]
+                    else f"nothing was written; earlier files in {out_dir} are untouched")
             raise TrainingDiverged(
-                f"train ({latent}): the loss became {train_metrics['loss']} in epoch {epoch + 1}; stopped. The last good "
-                f"checkpoint {out_dir / 'last.pt'} (epoch {run['epoch']}) is kept. Lower train.lr, set train.grad_clip, "
-                "or check the data."
+                f"train ({latent}): the loss became {train_metrics['loss']} (validation {val_metrics['loss']}) in epoch "
+                f"{epoch + 1}; stopped, and {kept}. Lower train.lr, set train.grad_clip, or check the data."
             )
         improved = val_metrics["loss"] < run["best_loss"]
         if improved:
