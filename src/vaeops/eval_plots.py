@@ -66,19 +66,20 @@ def estimators_vs_k(path: Path, studies: dict[str, list[dict]], nll: dict[str, t
 
 
 def gap_distributions(path: Path, gaps: dict[str, dict[str, np.ndarray]]) -> None:
-    """Histograms per model of the per-image Jensen gap and of the sampled-minus-mean reconstruction error."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    titles = {"jensen_gap": "Jensen gap: log p(x|mu) - E_q[log p(x|z)] (nats)",
-              "bce_diff": "BCE(sampled) - BCE(mean decode) (nats)"}
-    for ax, (key, title) in zip(axes, titles.items()):
-        values = [per_model[key] for per_model in gaps.values()]
-        bins = np.histogram_bin_edges(np.concatenate(values), bins=40)
-        for colour, (name, data) in zip(COLOURS, zip(gaps, values)):
-            ax.hist(data, bins=bins, alpha=0.55, color=colour, label=f"{name} (mean {np.mean(data):.3g})")
-        ax.axvline(0.0, color="black", lw=0.8)
-        ax.set_title(title, fontsize=9)
-        ax.set_ylabel("images")
-        ax.legend(fontsize=7)
+    """Per model (rows), histograms of the per-image Jensen gap and of the sampled-minus-mean squared error; each
+    panel has its own bins, since the models' gaps can differ by orders of magnitude."""
+    titles = {"jensen_gap": "Jensen gap log p(x|mu) - E_q[log p(x|z)] (nats)",
+              "se_diff": "squared error: sampled - mean decode"}
+    fig, axes = plt.subplots(len(gaps), 2, figsize=(10, 2.8 * len(gaps)), squeeze=False)
+    for row, (colour, (name, per_model)) in enumerate(zip(COLOURS, gaps.items())):
+        for ax, (key, title) in zip(axes[row], titles.items()):
+            data = per_model[key]
+            ax.hist(data, bins=40, color=colour, alpha=0.75)
+            ax.axvline(0.0, color="black", lw=0.8)
+            ax.axvline(float(np.mean(data)), color="black", lw=0.8, ls="--")
+            ax.set_title(f"{name}: {title}, mean {np.mean(data):.3g}", fontsize=9)
+            ax.set_ylabel("images")
+    fig.tight_layout()
     _save(fig, path)
 
 

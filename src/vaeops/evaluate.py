@@ -200,7 +200,7 @@ def evaluate(params: Params) -> dict[str, Any]:
         eval_plots.estimators_vs_k(plots / "estimators_vs_k.png", {n: m["study"] for n, m in results.items()},
                                    {n: (cfg.nll_k, metrics["models"][n]["nll"]) for n in results})
         eval_plots.gap_distributions(plots / "gaps.png", {n: {"jensen_gap": m["recon"]["jensen_gap"],
-                                                              "bce_diff": m["recon"]["bce_sampled"] - m["recon"]["bce_mean_decode"]}
+                                                              "se_diff": m["recon"]["se_sampled"] - m["recon"]["se_mean_decode"]}
                                                           for n, m in results.items()})
         eval_plots.prior_samples(plots / "prior_samples.png", pictures["prior"])
         eval_plots.latent_scatter(plots / "latent_2d.png", {n: pca_2d(m["mu"]) for n, m in results.items()}, labels)
