@@ -105,18 +105,21 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 def as_array(value: Any, what: str) -> np.ndarray:
-    """Turn nested lists or an array into a float32 array, refusing what cannot be converted without guessing."""
+    """Turn nested lists or an array into a numeric array, refusing what cannot be converted without guessing."""
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise InputError(f"{what} must be a rectangular array of numbers (nested lists of equal length): {exc}") from None
     if array.dtype.kind not in "biuf":
         raise InputError(f"{what} must hold real numbers, got dtype {array.dtype} (strings, objects, None and complex are refused)")
-    # The sum is NaN or inf whenever an element is (or on overflow): a cheap pre-check before the exact one.
-    if array.dtype.kind == "f" and not np.isfinite(array.sum()) and not np.all(np.isfinite(array)):
+    return array
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    """Refuse NaN and infinite values, naming how many there are and where the first one is."""
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))
         raise InputError(f"{what} contains {len(bad)} NaN or infinite value(s), first at index {tuple(int(i) for i in bad[0])}")
-    return array
 
 
 def check_count(count: int, limit: int, what: str) -> None:
@@ -188,8 +191,10 @@ class OnnxVAE:
                 f"images have shape {shape}; expected one image ({h}, {w}) or ({d},), or a batch (N, {h}, {w}) or (N, {d})"
             )
         check_count(len(array), self.max_batch, "images")
+        # One min and one max settle both checks on the fast path: NaN makes either comparison false, inf the range.
         low, high = array.min(), array.max()
-        if low < 0 or high > 1:
+        if not (low >= 0 and high <= 1):
+            check_finite(array, "images")
             hint = " (scale 0-255 images to [0, 1] first)" if array.dtype.kind in "iu" or high > 1.5 else ""
             raise InputError(f"image values must lie in [0, 1], got min {low:.6g}, max {high:.6g}{hint}")
         return np.ascontiguousarray(array, dtype=np.float32), restore, single
@@ -199,6 +204,7 @@ class OnnxVAE:
         array = as_array(z, "z")
         if array.size == 0:
             raise InputError(f"z: empty batch (no values, shape {array.shape})")
+        check_finite(array, "z")
         if array.shape == (self.latent_dim,):
             array, restore = array.reshape(1, -1), lambda out: out.reshape(self.image_shape)
         elif array.ndim == 2 and array.shape[1] == self.latent_dim:
