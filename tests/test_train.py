@@ -12,7 +12,7 @@ from vaeops import cli, model
 from vaeops.binarize import binarize_fresh, binarize_static
 from vaeops.checkpoint import load_checkpoint, load_model
 from vaeops.ddp import weights_digest
-from vaeops.errors import ParamsError, TrainingDiverged
+from vaeops.errors import DataError, ParamsError, TrainingDiverged
 from vaeops.fileio import sha256_file
 from vaeops.params import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, load_params
 from vaeops.splits import manifest_sha256, write_prepared
@@ -183,3 +183,12 @@ def test_weights_digest_sees_a_one_bit_change():
     with torch.no_grad():
         vae.decoder_head.bias[0] = torch.nextafter(vae.decoder_head.bias[0], torch.tensor(1.0))
     assert weights_digest(vae) != before
+
+
+def test_pixels_outside_the_unit_interval_are_refused_for_a_bernoulli_model(params_for, prepared, tmp_path, project):
+    images = np.load(prepared / "train.npz")["images"] * 2.0
+    bad = tmp_path / "bad"
+    write_prepared(bad, {name: (images, np.zeros(len(images), np.int64)) for name in ("train", "val", "test")}, {})
+    with pytest.raises(DataError, match="outside \\[0, 1\\]"):
+        train(params_for(data__out_dir=str(bad)))
+    assert not (project / "models").exists()

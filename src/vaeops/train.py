@@ -44,8 +44,10 @@ def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tu
             raise DataError(f"{prepared}/{name}.npz holds no images; training needs both a train and a val split")
         tensors.append(torch.from_numpy(images.reshape(images.shape[0], -1)))
     x_train, x_val = tensors
-    if (likelihood == "bernoulli" or binarize != "none") and not (0 <= x_train.min() and x_train.max() <= 1):
-        raise DataError(f"{prepared}: pixel values outside [0, 1]; a Bernoulli likelihood or binarization needs grey levels in [0, 1]")
+    for name, x in (("train", x_train), ("val", x_val)):
+        if (likelihood == "bernoulli" or binarize != "none") and not (0 <= x.min() and x.max() <= 1):
+            raise DataError(f"{prepared}/{name}.npz: pixel values outside [0, 1] (or NaN); a Bernoulli likelihood or "
+                            "binarization needs grey levels in [0, 1] (run `vaeops validate`)")
     if binarize == "static":
         x_train = binarize_static(x_train, derive_seed(seed, STATIC_TRAIN))
     if binarize != "none":
