@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from vaeops.errors import ParamsError
 from vaeops.estimators import (
+    bf16_matmul_supported,
     k_study,
     log_likelihood_fn,
     nll_estimate,
@@ -191,3 +193,22 @@ def test_pca_2d_keeps_the_widest_directions():
     projected, ratio = pca_2d(points)
     assert projected.shape == (500, 2) and ratio.sum() > 0.99
     assert pca_2d(points[:, :1])[0].shape == (500, 2)
+
+
+@pytest.mark.skipif(not bf16_matmul_supported(), reason="this CPU has no AMX / AVX512-BF16")
+def test_bf16_matmuls_stay_close_to_fp32_and_restore_the_flag():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(64, (32,), 4)).eval()
+    x = (torch.rand(40, 64) < 0.3).float()
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    exact = sample_stats(model, x, 200, seed=0, chunk_images=8, chunk_samples=50)
+    fast = sample_stats(model, x, 200, seed=0, chunk_images=8, chunk_samples=50, precision="bf16")
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    assert not torch.equal(exact.iwae, fast.iwae)  # the bf16 path really ran
+    assert (exact.iwae - fast.iwae).abs().mean() < 0.05
+
+
+def test_unknown_precision_is_a_params_error():
+    model, _, _ = linear_gaussian(exact=True)
+    with pytest.raises(ParamsError, match="precision"):
+        sample_stats(model, data(4), 2, seed=0, precision="fp8")

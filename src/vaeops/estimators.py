@@ -9,18 +9,21 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from vaeops.errors import ParamsError
 from vaeops.model import VAE
 from vaeops.objective import gaussian_kl, reparameterize
 
 PIXEL_EPS = 1e-6  # clip for the pixel-space cross-entropy of Gaussian means, which may leave [0, 1]
 T = TypeVar("T")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,32 @@ def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: 
         torch.set_num_threads(previous)
 
 
+def bf16_matmul_supported() -> bool:
+    """True when this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16), where oneDNN's bf16 mode pays off."""
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+@contextmanager
+def matmul_precision(precision: str, device: torch.device) -> Iterator[None]:
+    """fp32: exact fp32 matmuls (the default). bf16, CPU only: oneDNN rounds the inputs of fp32 matmuls to bfloat16
+    and accumulates in fp32, about 5x the matmul throughput with AMX. On MNIST 784-400-20 at K = 5000 it moved the
+    NLL by 0.01 nats (per-image spread 0.1 nats): an opt-in for speed. The flag is process-wide while it is set."""
+    if precision not in PRECISIONS:
+        raise ParamsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32" or device.type != "cpu":
+        yield
+        return
+    if not bf16_matmul_supported():
+        raise ParamsError("precision bf16 needs a CPU with AMX or AVX512-BF16; use fp32 on this machine")
+    previous = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = previous
+
+
 def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances (N, L) of every image, in chunks."""
     with torch.inference_mode():
@@ -102,7 +131,8 @@ def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Te
 
 
 def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: int = 0,
-                 chunk_images: int = 64, chunk_samples: int = 128, workers: int | None = None) -> SampleStats:
+                 chunk_images: int = 64, chunk_samples: int = 128, workers: int | None = None,
+                 precision: str = "fp32") -> SampleStats:
     """Draw `samples` latents per image and return L_K, the mean log-likelihood and the KL per image.
 
     The log-sum-exp over samples is accumulated chunk by chunk with logaddexp, which stays exact and stable
@@ -131,7 +161,8 @@ def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: i
                 ll_sum += ll.sum(0)
             return lse - math.log(samples), ll_sum / samples, gaussian_kl(mu, logvar).sum(-1)
 
-    parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device, workers)
+    with matmul_precision(precision, x.device):
+        parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device, workers)
     return SampleStats(*(torch.cat([part[i] for part in parts]) for i in range(3)))
 
 
@@ -184,14 +215,14 @@ def paired_summary(sampled: np.ndarray, mean_decode: np.ndarray) -> dict[str, fl
 
 
 def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int,
-            chunk_images: int = 64, chunk_samples: int = 128) -> list[dict[str, float]]:
+            chunk_images: int = 64, chunk_samples: int = 128, precision: str = "fp32") -> list[dict[str, float]]:
     """ELBO_K and L_K for each K, repeated R times with fresh draws: their mean, the per-image spread across
     repeats (root-mean-square over images of the standard deviation: the estimator noise one image sees) and the
     spread of the data-set mean across repeats. Repeats are stacked as extra images, so each K is one stream."""
     stacked = x.repeat(repeats, 1)  # (R * N, D): repeat r is rows r*N .. (r+1)*N
     rows = []
     for stream, k in enumerate(ks, start=2):  # streams 0 and 1: the NLL and the reconstructions
-        stats = sample_stats(model, stacked, k, seed, stream, chunk_images, min(chunk_samples, k))
+        stats = sample_stats(model, stacked, k, seed, stream, chunk_images, min(chunk_samples, k), precision=precision)
         row: dict[str, float] = {"k": int(k)}
         for name, per_image in (("elbo", stats.elbo), ("iwae", stats.iwae)):
             table = per_image.reshape(repeats, len(x)).double().cpu()
@@ -203,9 +234,10 @@ def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int,
 
 
 def nll_estimate(model: VAE, x: torch.Tensor, samples: int, seed: int,
-                 chunk_images: int = 64, chunk_samples: int = 128) -> dict[str, float | np.ndarray]:
+                 chunk_images: int = 64, chunk_samples: int = 128, precision: str = "fp32") -> dict[str, float | np.ndarray]:
     """The importance-sampled NLL -L_K (Burda et al. 2016), in nats per image and bits per dimension."""
-    per_image = -sample_stats(model, x, samples, seed, 0, chunk_images, chunk_samples).iwae.double().cpu().numpy()
+    stats = sample_stats(model, x, samples, seed, 0, chunk_images, chunk_samples, precision=precision)
+    per_image = -stats.iwae.double().cpu().numpy()
     nats = float(per_image.mean())
     return {"nll_nats": nats, "nll_se": float(per_image.std(ddof=1) / math.sqrt(len(per_image))) if len(per_image) > 1 else 0.0,
             "nll_bits_per_dim": nats / (x.shape[1] * math.log(2)), "per_image": per_image}

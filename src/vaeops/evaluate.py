@@ -69,9 +69,10 @@ def load_models(params: Params, data_sha256: str, input_dim: int, device: torch.
 def measure(model: VAE, x: torch.Tensor, cfg: EvaluateParams) -> dict[str, Any]:
     """Every estimate for one model: per-image reconstruction errors, the K study, the large-K bound, latents."""
     recon = reconstruction_errors(model, x, cfg.recon_samples, cfg.seed, chunk_images=cfg.chunk_images)
-    bound = sample_stats(model, x, cfg.nll_k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples)
+    bound = sample_stats(model, x, cfg.nll_k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples, precision=cfg.precision)
     study_x = x[: cfg.study_images] if cfg.study_images else x
-    study = k_study(model, study_x, cfg.elbo_ks, cfg.elbo_repeats, cfg.seed, cfg.chunk_images, cfg.chunk_samples)
+    study = k_study(model, study_x, cfg.elbo_ks, cfg.elbo_repeats, cfg.seed, cfg.chunk_images, cfg.chunk_samples,
+                    cfg.precision)
     mu, logvar = encode_all(model, x, cfg.chunk_images)
     return {"recon": recon, "nll": (-bound.iwae).double().cpu().numpy(), "elbo": bound.elbo.double().cpu().numpy(),
             "recon_term": bound.mean_log_likelihood.double().cpu().numpy(), "kl": bound.kl.double().cpu().numpy(),

@@ -155,6 +155,7 @@ class EvaluateParams:
     nll_k: int = 1000
     chunk_images: int = 16
     chunk_samples: int = 64
+    precision: str = "fp32"
     active_threshold: float = 0.01
     collapse_kl: float = 0.01
     plot_images: int = 8
@@ -168,6 +169,8 @@ class EvaluateParams:
             raise ParamsError(f"evaluate.split must be train, val or test, got {self.split!r}")
         if self.binarize not in ("none", "static"):
             raise ParamsError(f"evaluate.binarize must be none or static, got {self.binarize!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ParamsError(f"evaluate.precision must be fp32 or bf16, got {self.precision!r}")
         if not self.elbo_ks:
             raise ParamsError("evaluate.elbo_ks must list at least one K")
         for name, value in [("recon_samples", self.recon_samples), ("elbo_repeats", self.elbo_repeats),
@@ -237,6 +240,7 @@ class TrainParams:
     device: str = "auto"
     threads: int = 0
     precision: str = "auto"
+    matmul_precision: str = "auto"
     compile: bool = False
     data_on_device: bool = True
     val_batch_size: int = 1024
@@ -251,6 +255,7 @@ class TrainParams:
         _check_choice("train.lr_schedule", self.lr_schedule, ("none", "step", "cosine", "plateau"))
         _check_choice("train.binarize", self.binarize, ("none", "static", "dynamic"))
         _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        _check_choice("train.matmul_precision", self.matmul_precision, ("auto", "highest", "high", "medium"))
         if not (self.device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(self.device)):
             raise ParamsError(f"train.device: unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")
         if self.objective == "iwae" and self.latent == "mean":
