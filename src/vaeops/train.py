@@ -71,7 +71,7 @@ def train(params: Params, latent: str | None = None, resume: bool = False) -> di
         raise ParamsError("train.objective iwae needs sampled latents; it cannot train the latent: mean model")
     ctx = ddp.from_env()
     cfg = params.train
-    hardware = devices.configure(cfg.device, cfg.precision, cfg.threads, cfg.data_on_device, ctx.local_rank)
+    hardware = devices.configure(cfg.device, cfg.precision, cfg.threads, cfg.data_on_device, ctx.local_rank, cfg.matmul_precision)
     ddp.init(ctx, hardware.device)
     try:
         return _fit(params, latent, resume, ctx, hardware)
@@ -167,6 +167,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         "seconds": round(time.perf_counter() - started, 3),
         "device": str(hardware.device),
         "precision": hardware.precision,
+        "matmul_precision": torch.get_float32_matmul_precision(),
         "threads": torch.get_num_threads(),
         "world_size": ctx.world_size,
         "weights_sha256": digests[0],
