@@ -152,11 +152,23 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(params
     assert load_checkpoint(last)["epoch"] == 2
 
 
-def test_iwae_and_monte_carlo_kl_objectives_train(params_for):
-    for changes in ({"train__objective": "iwae", "train__samples": 4}, {"train__kl": "mc", "train__samples": 3}):
-        summary = train(params_for(**changes, train__out_dir=changes["train__objective"] if "train__objective" in changes else "mc"))
-        assert np.isfinite(summary["best_val_loss"])
-        assert summary["final"]["train/mc_std"] > 0  # K >= 2 draws per image: their spread is measured
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"train__objective": "iwae", "train__samples": 4},
+        {"train__kl": "mc", "train__samples": 3, "train__binarize": "static"},
+        {"model__likelihood": "gaussian", "model__activation": "tanh", "train__samples": 2},
+        {"model__hidden": [16, 16], "train__grad_clip": 1.0, "train__lr_schedule": "cosine", "train__samples": 2},
+    ],
+    ids=["iwae", "mc-kl-static-binarized", "gaussian-tanh", "two-layers-clipped-cosine"],
+)
+def test_objective_and_model_variants_train(params_for, changes):
+    summary = train(params_for(**changes, train__epochs=3))
+    history = load_checkpoint(Path(summary["last"]))["run"]["history"]
+    assert np.isfinite(summary["best_val_loss"]) and history[-1]["val/loss"] < history[0]["val/loss"]
+    assert summary["final"]["train/mc_std"] > 0  # K >= 2 draws per image: their spread is measured
+    if changes.get("train__lr_schedule") == "cosine":  # the rate each epoch ran with: cosine over 3 epochs
+        assert [r["lr"] for r in history] == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * e / 3)) for e in range(3)])
 
 
 def test_early_stopping_keeps_the_best_epoch(params_for, project):
