@@ -88,10 +88,9 @@ def configure(device_name: str, precision: str, threads: int, data_on_device: bo
 
 
 def place_data(x: torch.Tensor, hardware: Hardware) -> torch.Tensor:
-    """Put the whole data set where batches are cut from: on the device, or pinned host memory for async copies."""
-    if hardware.data_on_device:
-        return x.to(hardware.device)
-    return x.pin_memory()
+    """Put the whole data set where batches are cut from: on the device, or left in host memory (each epoch then
+    gathers its shuffled rows into a pinned buffer and copies batches from it asynchronously; see trainer.EpochData)."""
+    return x.to(hardware.device) if hardware.data_on_device else x
 
 
 def generator(device: torch.device, seed: int) -> torch.Generator:
