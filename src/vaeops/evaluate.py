@@ -185,7 +185,7 @@ def evaluate(params: Params) -> dict[str, Any]:
     results = {name: measure(model, x, cfg) for name, model in models.items()}
     metrics = {"dataset": load_manifest(prepared).get("dataset", params.data.dataset), "split": cfg.split,
                "images": int(len(x)), "pixels": int(x.shape[1]), "binarize": cfg.binarize, "seed": cfg.seed,
-               "nll_k": cfg.nll_k, "data_sha256": data_sha,
+               "nll_k": cfg.nll_k, "precision": cfg.precision, "data_sha256": data_sha,
                "models": {name: headline(m, x.shape[1]) for name, m in results.items()}}
     if SAMPLED in results and MEAN in results:
         metrics["comparison"] = compare(results[SAMPLED], results[MEAN])

@@ -209,7 +209,8 @@ def render_report(metrics: dict[str, Any], details: dict[str, Any], cfg: Evaluat
         f"Measured on the `{metrics['split']}` split of `{metrics['dataset']}` ({metrics['images']:,} images, "
         f"{metrics['pixels']} pixels, binarization `{metrics['binarize']}`), evaluation seed {metrics['seed']}, "
         f"S = {cfg.recon_samples} reconstruction samples, K in {cfg.elbo_ks} with R = {cfg.elbo_repeats} repeats, "
-        f"NLL with K = {metrics['nll_k']}. Models: " + ", ".join(
+        f"NLL with K = {metrics['nll_k']}" + (" (matmuls on bfloat16 inputs)" if metrics.get("precision") == "bf16" else "")
+        + ". Models: " + ", ".join(
             f"`{n}` ({d['config']['input_dim']}-{'-'.join(map(str, d['config']['hidden']))}-{d['config']['latent_dim']}, "
             f"{d['config']['likelihood']})" for n, d in details.items()) + "." + caveat,
         "## Headline numbers\n\n" + headline_table(models),
