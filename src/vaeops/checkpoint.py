@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vaeops.errors import CheckpointError
-from vaeops.fileio import atomic_path
+from vaeops.fileio import write_bytes_atomic
 from vaeops.model import VAE, ModelConfig
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Save a checkpoint dict (plain types and tensors only) via a temp file and rename."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Save a checkpoint dict (plain types and tensors only) atomically, with the same bytes for the same state.
+
+    torch.save names the zip records after the file it writes to; serialising to memory first keeps the random
+    temp-file name out of the archive, so DVC sees identical checkpoints from identical runs.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -49,8 +49,8 @@ def open_live(directory: Path, resume: bool):
     return Live(dir=str(directory), resume=resume, save_dvc_exp=False, dvcyaml=False, report=None)
 
 
-def log_epoch(live, record: dict[str, float], epochs: int) -> None:
-    """Log one epoch to dvclive (step = epoch - 1) and print a one-line summary to stderr."""
+def log_epoch(live, record: dict[str, float], epochs: int, images_per_second: float) -> None:
+    """Log one epoch to dvclive (step = epoch - 1) and print a one-line summary, with throughput, to stderr."""
     if live is not None:
         live.step = int(record["epoch"]) - 1
         for name, value in record.items():
@@ -60,7 +60,7 @@ def log_epoch(live, record: dict[str, float], epochs: int) -> None:
     mc = f", mc_std {record['val/mc_std']:.3f}" if "val/mc_std" in record else ""
     print(
         f"epoch {int(record['epoch'])}/{epochs}: loss {record['train/loss']:.3f} (E log p(x|z) {record['train/recon']:.3f}, "
-        f"kl {record['train/kl']:.3f}), val {record['val/loss']:.3f}{mc}, {record['images_per_second']:.0f} img/s",
+        f"kl {record['train/kl']:.3f}), val {record['val/loss']:.3f}{mc}, {images_per_second:.0f} img/s",
         file=sys.stderr,
         flush=True,
     )

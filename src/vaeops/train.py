@@ -30,6 +30,9 @@ LATENTS = ("sample", "mean")
 # Streams of derived seeds (see trainer.derive_seed): each use of randomness draws from its own stream.
 SHUFFLE, NOISE, VALIDATION, STATIC_TRAIN, STATIC_VAL = range(1, 6)
 
+# Summary keys that vary from run to run; returned to the caller but kept out of the DVC-tracked train.json.
+TIMINGS = ("train_seconds", "seconds")
+
 
 def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Train and validation images as (N, D) float32 tensors, binarized once when train.binarize is static.
@@ -137,7 +140,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
             run.update(best_loss=val_metrics["loss"], best_epoch=epoch + 1, bad_epochs=0)
         else:
             run["bad_epochs"] += 1
-        record = epoch_record(epoch, train_metrics, val_metrics, objective, optimizer, cfg, order.shape[0] * ctx.world_size / seconds)
+        record = epoch_record(epoch, train_metrics, val_metrics, objective, optimizer, cfg)
         step_scheduler(scheduler, val_metrics["loss"])
         run.update(epoch=epoch + 1, history=[*run["history"], record])
         if ctx.is_main:
@@ -145,7 +148,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
             save_checkpoint(out_dir / "last.pt", state)
             if improved:
                 save_checkpoint(out_dir / "best.pt", state)
-            log_epoch(live, record, cfg.epochs)
+            log_epoch(live, record, cfg.epochs, order.shape[0] * ctx.world_size / seconds)
         ddp.barrier(ctx)
         if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
             stopped_early = True
@@ -179,13 +182,16 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
     if ctx.is_main:
         if live is not None:
             live.end()
-        write_json_atomic(out_dir / "train.json", summary)
+        write_json_atomic(out_dir / "train.json", {k: v for k, v in summary.items() if k not in TIMINGS})
     return summary
 
 
-def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg, images_per_second: float) -> dict[str, float]:
-    """One epoch's metrics as logged to dvclive and kept in the checkpoint history."""
-    record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer), "images_per_second": round(images_per_second, 1)}
+def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg) -> dict[str, float]:
+    """One epoch's metrics as logged to dvclive and kept in the checkpoint history.
+
+    Wall-clock figures stay out of it: these files are DVC outputs, and the same params must give the same bytes.
+    """
+    record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer)}
     record.update({f"train/{k}": v for k, v in train_metrics.items() if k != "mc_std" or cfg.samples > 1 and objective.latent == "sample"})
     record.update({f"val/{k}": v for k, v in val_metrics.items() if k != "mc_std" or objective.latent == "sample" and cfg.spread_samples})
     return record
