@@ -18,7 +18,7 @@ from vaeops.params import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, load_params
 from vaeops.splits import manifest_sha256, write_prepared
 from vaeops.train import model_config, train
 from vaeops.trainer import Objective, kl_beta, validation_sums
-from vaeops.devices import configure, generator
+from vaeops.devices import configure, flush_denormals, generator
 
 SMALL = {"model.hidden": [32], "model.latent_dim": 4, "train.epochs": 2, "train.batch_size": 64, "train.threads": 1}
 
@@ -190,6 +190,14 @@ def test_binarization_static_is_fixed_and_dynamic_is_fresh():
     # A Bernoulli draw keeps the grey level as its mean.
     many = torch.stack([binarize_fresh(x, g) for _ in range(2000)]).mean(0)
     assert (many - x).abs().max() < 0.06
+
+
+def test_subnormals_are_flushed_only_inside_training():
+    subnormal = torch.tensor([1e-40])
+    with flush_denormals():
+        flushed = (subnormal * 1.0).item()
+    assert flushed == 0.0
+    assert (subnormal * 1.0).item() == pytest.approx(1e-40)
 
 
 def test_weights_digest_sees_a_one_bit_change():

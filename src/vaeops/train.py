@@ -77,7 +77,8 @@ def train(params: Params, latent: str | None = None, resume: bool = False) -> di
     hardware = devices.configure(cfg.device, cfg.precision, cfg.threads, cfg.data_on_device, ctx.local_rank, cfg.matmul_precision)
     ddp.init(ctx, hardware.device)
     try:
-        return _fit(params, latent, resume, ctx, hardware)
+        with devices.flush_denormals():
+            return _fit(params, latent, resume, ctx, hardware)
     finally:
         ddp.shutdown(ctx)
 
