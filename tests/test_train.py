@@ -65,6 +65,7 @@ def test_model_names_in_params_match_the_model():
         ({"train.latent": "mean", "train.objective": "iwae"}, "iwae"),
         ({"train.spread_samples": 1}, "train.spread_samples"),
         ({"train.lr": 0}, "train.lr"),
+        ({"train.adam_beta2": 1.0}, "train.adam_beta2"),
     ],
 )
 def test_bad_params_are_refused_before_any_work(project, changes, fragment):

@@ -229,6 +229,7 @@ class TrainParams:
     epochs: int = 40
     batch_size: int = 64
     lr: float = 1e-3
+    adam_beta2: float = 0.999
     lr_schedule: str = "none"
     lr_step_epochs: int = 10
     lr_gamma: float = 0.5
@@ -268,6 +269,8 @@ class TrainParams:
                 raise ParamsError(f"train.{name} must be >= 0 (0 = off / default), got {getattr(self, name)}")
         if not self.lr > 0:
             raise ParamsError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.adam_beta2 < 1:
+            raise ParamsError(f"train.adam_beta2 must be in [0, 1), got {self.adam_beta2}")
         if not 0 < self.lr_gamma <= 1:
             raise ParamsError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
         if self.grad_clip < 0:
