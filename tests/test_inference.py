@@ -201,7 +201,7 @@ def test_truncated_or_missing_file_is_refused(copy_of_export):
 
 
 def test_manifest_problems_are_refused(copy_of_export, tmp_path):
-    with pytest.raises(ModelFileError, match="no export manifest"):
+    with pytest.raises(ModelFileError, match="export manifest not found"):
         OnnxVAE(tmp_path / "nowhere")
     manifest_path = copy_of_export / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -17,7 +17,7 @@ from torch import nn
 from vaeops import __version__, splits
 from vaeops.checkpoint import load_model
 from vaeops.errors import ExportError
-from vaeops.fileio import atomic_directory, sha256_bytes, sha256_file
+from vaeops.fileio import atomic_directory, read_json_object, sha256_bytes, sha256_file
 from vaeops.inference import MANIFEST, MANIFEST_FORMAT, METADATA_PREFIX
 from vaeops.model import VAE
 from vaeops.params import Params, load_params
@@ -167,12 +167,7 @@ def headline_metrics(path: Path, model_name: str, data_sha256: str) -> dict[str,
     the file is absent or did not measure this model. Metrics of other data are refused rather than embedded."""
     if not path.exists():
         return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path} is not readable JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ExportError(f"{path} does not hold a metrics mapping (as `vaeops evaluate` writes)")
+    raw = read_json_object(path, "evaluation metrics", ExportError)
     if raw.get("data_sha256", data_sha256) != data_sha256:
         raise ExportError(f"{path} measured data {str(raw['data_sha256'])[:12]}..., but the model was trained on "
                           f"{data_sha256[:12]}...; re-run `vaeops evaluate` before exporting")

@@ -21,6 +21,20 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def read_json_object(path: str | Path, what: str, error: type[Exception], missing_hint: str = "") -> dict[str, Any]:
+    """Read a JSON file that must hold an object; every way it can fail raises `error` with a message naming `what`."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} not found: {path}{f' ({missing_hint})' if missing_hint else ''}")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{what} {path} is not readable JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise error(f"{what} {path} must hold a JSON object")
+    return value
+
+
 def sha256_bytes(data: bytes) -> str:
     """Return the hex sha256 of a byte string."""
     return hashlib.sha256(data).hexdigest()

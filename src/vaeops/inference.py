@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import numbers
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vaeops.errors import BatchTooLarge, InferenceFailed, InputError, ModelFileError, ParamsError
-from vaeops.fileio import sha256_bytes
+from vaeops.fileio import read_json_object, sha256_bytes
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "vaeops-onnx/1"
@@ -29,13 +28,9 @@ ORT_DEFAULT_SEVERITY = 2
 def read_manifest(model_dir: str | Path) -> dict[str, Any]:
     """Read and sanity-check the export manifest of a model folder."""
     path = Path(model_dir) / MANIFEST
-    if not path.is_file():
-        raise ModelFileError(f"no export manifest at {path} (run `vaeops export`, or point serve.model_dir at an export)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path} is not readable JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+    manifest = read_json_object(path, "export manifest", ModelFileError,
+                                "run `vaeops export`, or point serve.model_dir at an export")
+    if manifest.get("format") != MANIFEST_FORMAT:
         raise ModelFileError(f"{path} is not a {MANIFEST_FORMAT} export manifest")
     missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
     if missing:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from vaeops.errors import DataError
-from vaeops.fileio import atomic_directory, write_json_atomic
+from vaeops.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.inference import MANIFEST, read_graph, read_manifest
 from vaeops.params import Params, load_params
 
@@ -18,15 +17,7 @@ METRICS = "metrics.json"
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
     """Read one JSON object the gate needs; a missing or unreadable file is an error naming the stage that makes it."""
-    if not path.is_file():
-        raise DataError(f"{what} not found: {path} (run the pipeline up to this stage first)")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{what} {path} is not readable JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{what} {path} must hold a JSON object")
-    return value
+    return read_json_object(path, what, DataError, "run the pipeline up to this stage first")
 
 
 def model_metrics(metrics: dict[str, Any], model: str, path: Path) -> dict[str, Any]:
