@@ -103,6 +103,8 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
     if resume and (out_dir / "last.pt").exists():
         run = restore_training(out_dir / "last.pt", vae, optimizer, scheduler, config, latent, data_sha256)
         override_lr(optimizer, scheduler, run.pop("lr"), cfg.lr)
+        for group in optimizer.param_groups:  # the restored state carries the saved betas; params win
+            group["betas"] = (group["betas"][0], cfg.adam_beta2)
 
     step_module = ddp.wrap(objective, ctx, hardware.device)
     if cfg.compile:
