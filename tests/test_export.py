@@ -103,6 +103,16 @@ def test_reexport_is_byte_identical(project):
     assert json.loads((out_dir / "manifest.json").read_text()) == manifest
 
 
+def test_graphs_hold_no_path_of_this_checkout(project):
+    # same model, same bytes in any clone: the exporter's stack traces (absolute source paths) are stripped
+    _, _, _, out_dir, _ = project
+    source_dir = str(export_module.__file__).rsplit("/", 1)[0].encode()
+    for graph in out_dir.glob("*.onnx"):
+        assert source_dir not in graph.read_bytes(), graph.name
+        nodes = onnx.load(graph).graph.node
+        assert nodes and not any(p.key == export_module.STACK_TRACE_KEY for n in nodes for p in n.metadata_props)
+
+
 def test_parity_failure_raises_and_keeps_the_previous_export(project, monkeypatch):
     _, params, _, out_dir, manifest = project
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}

@@ -26,6 +26,7 @@ from vaeops.params import Params, load_params
 RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
 # Logs one warning per torchvision op on every export when torchvision is absent (it is not needed here).
 NOISY_LOGGER = "torch.onnx._internal.exporter._registration"
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
 
 
 class _Encoder(nn.Module):
@@ -105,7 +106,18 @@ def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], output_name
         raise ExportError(f"torch.onnx.export failed for {type(module).__name__.lstrip('_')}: {exc}") from None
     finally:
         logger.setLevel(level)
-    return program.model_proto
+    return strip_source_paths(program.model_proto)
+
+
+def strip_source_paths(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the exporter's per-node Python stack traces: they hold absolute paths of this checkout, so two clones
+    would write different bytes for the same model (and DVC would see a new model version)."""
+    nodes = [*proto.graph.node, *(node for function in proto.functions for node in function.node)]
+    for node in nodes:
+        kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE_KEY]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    return proto
 
 
 def check_graph(name: str, proto: onnx.ModelProto) -> None:
