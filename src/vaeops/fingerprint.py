@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vaeops.errors import ParamsError
-from vaeops.fileio import sha256_file
+from vaeops.fileio import sha256_bytes, sha256_file
 from vaeops.params import Params
 
 
@@ -50,7 +49,7 @@ def path_digest(path: str | Path) -> str:
         return sha256_file(path)
     if path.is_dir():
         listing = [(str(p.relative_to(path)), sha256_file(p)) for p in sorted(path.rglob("*")) if p.is_file()]
-        return hashlib.sha256(json.dumps(listing).encode("utf-8")).hexdigest()
+        return sha256_bytes(json.dumps(listing).encode("utf-8"))
     return "missing"
 
 
@@ -75,7 +74,7 @@ def fingerprint(spec: StageSpec, params: Params, extra_paths: tuple[str, ...] = 
         "params": {key: param_value(params, key) for key in spec.params},
         "extra": {path: path_digest(path) for path in extra_paths},
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return sha256_bytes(json.dumps(payload, sort_keys=True, default=str).encode("utf-8"))
 
 
 def outputs_digest(outs: tuple[str, ...]) -> dict[str, str]:
