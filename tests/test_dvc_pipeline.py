@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, edit_params
+from conftest import edit_params, git_copy_of_repo
 
 # Small settings for every stage in dvc.yaml, so the whole pipeline runs in seconds. Add your stage's keys here.
 TINY_PARAMS: dict = {
@@ -38,16 +38,7 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """The repo's files as git sees them (committed or new, not ignored), committed into a fresh git repo."""
-    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], REPO).stdout.split("\0")
-    copy = tmp_path / "repo"
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, copy / name)
-    edit_params(copy / "params.yaml", TINY_PARAMS)
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        run(["git", *args], copy)
-    return copy
+    return git_copy_of_repo(tmp_path / "repo", TINY_PARAMS)
 
 
 @pytest.mark.slow

@@ -21,6 +21,8 @@ from vaeops.idx import write_idx
 from vaeops.params import load_params
 from vaeops.record import set_params
 
+from conftest import git_copy_of_repo
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "flows"))
 
@@ -69,16 +71,7 @@ def prefect_api(tmp_path_factory):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, prefect_api):
     """The repo as git sees it (tracked and new files, nothing ignored) in a fresh git repo, with tiny params."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    copy = tmp_path_factory.mktemp("flow") / "repo"
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, copy / name)
-    set_params(copy / "params.yaml", TINY)
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        sh("git", *args, cwd=copy)
+    copy = git_copy_of_repo(tmp_path_factory.mktemp("flow") / "repo", TINY)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(copy)
         yield copy
