@@ -66,6 +66,8 @@ def test_model_names_in_params_match_the_model():
         ({"train.spread_samples": 1}, "train.spread_samples"),
         ({"train.lr": 0}, "train.lr"),
         ({"train.adam_beta2": 1.0}, "train.adam_beta2"),
+        ({"train.adam_beta1": -0.1}, "train.adam_beta1"),
+        ({"train.batch_size_schedule": [64, 0]}, "train.batch_size_schedule[1]"),
     ],
 )
 def test_bad_params_are_refused_before_any_work(project, changes, fragment):
@@ -136,13 +138,18 @@ def test_two_runs_with_one_seed_give_identical_weights_and_another_seed_does_not
 @pytest.mark.parametrize("schedule", ["step", "plateau"])
 def test_a_resumed_run_matches_an_uninterrupted_one_bitwise(params_for, project, schedule):
     changes = {"train__lr_schedule": schedule, "train__lr_step_epochs": 1, "train__lr_patience": 0,
-               "train__kl_warmup_epochs": 3, "train__binarize": "dynamic", "train__samples": 2}
+               "train__kl_warmup_epochs": 3, "train__binarize": "dynamic", "train__samples": 2,
+               "train__batch_size_schedule": [32, 64, 128], "train__adam_beta1": 0.7}
     whole = train(params_for(**changes, train__epochs=4, train__out_dir="whole"))
     train(params_for(**changes, train__epochs=2, train__out_dir="split"))
     resumed = train(params_for(**changes, train__epochs=4, train__out_dir="split"), resume=True)
     assert resumed["weights_sha256"] == whole["weights_sha256"]
     history = lambda out: load_checkpoint(project / out / "sample" / "last.pt")["run"]["history"]  # noqa: E731
     assert history("split") == history("whole")
+    # 1200 training images in batches of 32, 64, 128, 128 (the schedule's last entry repeats): 38 + 19 + 10 + 10 steps
+    optimizer_state = load_checkpoint(project / "whole" / "sample" / "last.pt")["optimizer_state"]
+    assert {int(s["step"]) for s in optimizer_state["state"].values()} == {77}
+    assert optimizer_state["param_groups"][0]["betas"] == (0.7, 0.999)
     assert [r["beta"] for r in history("whole")] == [kl_beta(e, 3) for e in range(4)] == [1 / 3, 2 / 3, 1.0, 1.0]
 
 

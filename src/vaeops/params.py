@@ -228,7 +228,9 @@ class TrainParams:
     kl_warmup_epochs: int = 0
     epochs: int = 40
     batch_size: int = 64
+    batch_size_schedule: list[int] = field(default_factory=list)
     lr: float = 1e-3
+    adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     lr_schedule: str = "none"
     lr_step_epochs: int = 10
@@ -269,14 +271,23 @@ class TrainParams:
                 raise ParamsError(f"train.{name} must be >= 0 (0 = off / default), got {getattr(self, name)}")
         if not self.lr > 0:
             raise ParamsError(f"train.lr must be > 0, got {self.lr}")
-        if not 0 <= self.adam_beta2 < 1:
-            raise ParamsError(f"train.adam_beta2 must be in [0, 1), got {self.adam_beta2}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ParamsError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
+        for i, size in enumerate(self.batch_size_schedule):
+            if size < 1:
+                raise ParamsError(f"train.batch_size_schedule[{i}] must be >= 1, got {size}")
         if not 0 < self.lr_gamma <= 1:
             raise ParamsError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
         if self.grad_clip < 0:
             raise ParamsError(f"train.grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         if self.spread_samples == 1 or self.spread_samples < 0:
             raise ParamsError(f"train.spread_samples must be 0 (off) or >= 2 (a spread needs two draws), got {self.spread_samples}")
+
+    def batch_size_at(self, epoch: int) -> int:
+        """The batch size of `epoch` (from 0): batch_size_schedule[epoch], its last entry past its end, or batch_size."""
+        schedule = self.batch_size_schedule
+        return schedule[min(epoch, len(schedule) - 1)] if schedule else self.batch_size
 
 
 SECTIONS: dict[str, type] = {

@@ -104,7 +104,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         run = restore_training(out_dir / "last.pt", vae, optimizer, scheduler, config, latent, data_sha256)
         override_lr(optimizer, scheduler, run.pop("lr"), cfg.lr)
         for group in optimizer.param_groups:  # the restored state carries the saved betas; params win
-            group["betas"] = (group["betas"][0], cfg.adam_beta2)
+            group["betas"] = (cfg.adam_beta1, cfg.adam_beta2)
 
     step_module = ddp.wrap(objective, ctx, hardware.device)
     if cfg.compile:
@@ -124,7 +124,8 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         epoch_data = EpochData(data, order, hardware, dynamic_binarize=cfg.binarize == "dynamic")
         tick = time.perf_counter()
         with EpochProgress(order.shape[0], f"{latent} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main) as progress:
-            totals = train_epoch(step_module, objective, optimizer, epoch_data, cfg.batch_size, cfg.grad_clip, progress.callback)
+            totals = train_epoch(step_module, objective, optimizer, epoch_data, cfg.batch_size_at(epoch), cfg.grad_clip,
+                                 progress.callback)
             train_metrics = summarize(ddp.all_reduce_sum(totals, ctx), order.shape[0] * ctx.world_size)
         seconds = time.perf_counter() - tick
         train_seconds += seconds
