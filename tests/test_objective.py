@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from vaeops.model import VAE, ModelConfig
+from vaeops.model import VAE, ModelConfig, bernoulli_log_prob, softplus
 from vaeops.objective import elbo_terms, gaussian_kl, iwae_bound, iwae_terms, log_importance_weights, log_normal, reparameterize
 
 
@@ -34,6 +34,21 @@ def test_log_normal_matches_torch_distributions():
     z, mu, logvar = torch.randn(5, 2, 4, generator=g), torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g)
     torch.testing.assert_close(log_normal(z, mu, logvar), Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1))
     torch.testing.assert_close(log_normal(z), Normal(0.0, 1.0).log_prob(z).sum(-1))
+
+
+def test_bernoulli_log_prob_matches_torch_cross_entropy_in_value_and_gradient():
+    g = gen(2)
+    logits = (torch.randn(3, 4, 6, generator=g, dtype=torch.float64) * 10).requires_grad_()  # (K, B, D)
+    x = torch.rand(4, 6, generator=g, dtype=torch.float64).requires_grad_()  # grey levels, broadcast over K
+    reference = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    torch.testing.assert_close(bernoulli_log_prob(logits, x), reference, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))
+    # fp32 and bf16 logits (what bf16 autocast hands over) against the float64 value: fp32 arithmetic error only
+    wide = torch.randn(64, 784, generator=g) * 30
+    exact = -torch.nn.functional.binary_cross_entropy_with_logits(wide.double(), x.new_ones(784).expand(64, 784), reduction="none").sum(-1)
+    assert (bernoulli_log_prob(wide, torch.ones(784)).double() - exact).abs().max() < 5e-3
+    assert bernoulli_log_prob(wide.bfloat16(), torch.ones(784)).dtype == torch.float32
+    torch.testing.assert_close(softplus(wide), torch.nn.functional.softplus(wide), rtol=1e-6, atol=1.2e-7)
 
 
 def test_gradients_reach_mu_and_logvar_through_the_reparameterization():

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from vaeops.errors import ParamsError
-from vaeops.model import VAE
+from vaeops.model import VAE, bernoulli_log_prob, softplus
 from vaeops.objective import gaussian_kl, reparameterize
 
 PIXEL_EPS = 1e-6  # clip for the pixel-space cross-entropy of Gaussian means, which may leave [0, 1]
@@ -56,7 +56,7 @@ def log_likelihood_fn(model: VAE, x: torch.Tensor) -> Callable[[torch.Tensor], t
     def fast(z: torch.Tensor) -> torch.Tensor:
         hidden = model.decoder_body(z)
         logits = head(hidden)
-        return torch.einsum("kbh,bh->kb", hidden, x_back) + x_bias - F.softplus(logits).sum(-1)
+        return torch.einsum("kbh,bh->kb", hidden, x_back) + x_bias - softplus(logits).sum(-1)
 
     return fast
 
@@ -170,7 +170,7 @@ def _pixel_errors(model: VAE, x: torch.Tensor, decoded: torch.Tensor) -> tuple[t
     """Binary cross-entropy and squared error in pixel space, summed over pixels (shape of decoded minus D)."""
     target = x.expand_as(decoded)
     if model.config.likelihood == "bernoulli":
-        bce = F.binary_cross_entropy_with_logits(decoded, target, reduction="none").sum(-1)
+        bce = -bernoulli_log_prob(decoded, x)
         pixels = torch.sigmoid(decoded)
     else:
         pixels = model.pixel_mean(decoded)
