@@ -86,7 +86,10 @@ def test_elbo_estimate_matches_closed_form_within_monte_carlo_error():
     stats = sample_stats(model, x, 400, seed=3, chunk_images=32, chunk_samples=64)
     diff = (stats.elbo - closed_form_elbo(model, x, w, b)).numpy()
     assert abs(diff.mean()) < 4 * diff.std(ddof=1) / math.sqrt(len(diff)) + 1e-9
-    assert np.abs(diff).max() < 0.5  # each image's 400-sample estimate is close, not just the average
+    # each image's 400-sample estimate is close, not just the average: within 6 standard errors of a 400-sample
+    # mean, from the spread of single-draw estimates (RMS over images; some images have a wider spread than others)
+    single_draw_spread = k_study(model, x, [1], repeats=100, seed=5)[0]["elbo_std_image"]
+    assert np.abs(diff).max() < 6 * single_draw_spread / math.sqrt(400)
 
 
 def test_iwae_bound_is_ordered_and_rises_towards_log_px():

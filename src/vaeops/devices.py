@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import ContextManager, Iterator
 
+import numpy as np
 import torch
 
 from vaeops.errors import ParamsError
@@ -107,6 +108,12 @@ def place_data(x: torch.Tensor, hardware: Hardware) -> torch.Tensor:
     """Put the whole data set where batches are cut from: on the device, or left in host memory (each epoch then
     gathers its shuffled rows into a pinned buffer and copies batches from it asynchronously; see trainer.EpochData)."""
     return x.to(hardware.device) if hardware.data_on_device else x
+
+
+def derive_seed(*keys: int) -> int:
+    """An independent 63-bit seed for a tuple of keys, e.g. (seed, stream, rank, epoch) in training or (seed, stream,
+    image chunk) in evaluation: resume, DDP and any number of evaluation workers need no RNG bookkeeping."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def generator(device: torch.device, seed: int) -> torch.Generator:

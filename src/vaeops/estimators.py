@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from vaeops import devices
 from vaeops.errors import ParamsError
 from vaeops.model import VAE, bernoulli_log_prob, softplus
 from vaeops.objective import gaussian_kl, reparameterize
@@ -68,8 +69,7 @@ def _chunks(n: int, size: int) -> list[slice]:
 def chunk_generator(seed: int, stream: int, chunk: int, device: torch.device) -> torch.Generator:
     """An independent generator per (seed, stream, image chunk): results do not depend on how many workers
     ran the chunks or in which order, and two models evaluated with one seed see the same noise."""
-    state = np.random.SeedSequence([seed, stream, chunk]).generate_state(2, dtype=np.uint32)
-    return torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1]))
+    return devices.generator(device, devices.derive_seed(seed, stream, chunk))
 
 
 def available_cores() -> int:

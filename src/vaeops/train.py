@@ -24,10 +24,10 @@ from vaeops.optim import build_optimizer, build_scheduler, current_lr, override_
 from vaeops.params import Params, load_params
 from vaeops.progress import EpochProgress, log_epoch, open_live
 from vaeops.splits import load_split, manifest_sha256
-from vaeops.trainer import EpochData, Objective, derive_seed, is_finite, kl_beta, summarize, train_epoch, validation_sums
+from vaeops.trainer import EpochData, Objective, is_finite, kl_beta, summarize, train_epoch, validation_sums
 
 LATENTS = ("sample", "mean")
-# Streams of derived seeds (see trainer.derive_seed): each use of randomness draws from its own stream.
+# Streams of derived seeds (see devices.derive_seed): each use of randomness draws from its own stream.
 SHUFFLE, NOISE, VALIDATION, STATIC_TRAIN, STATIC_VAL = range(1, 6)
 
 # Summary keys that vary from run to run; returned to the caller but kept out of the DVC-tracked train.json.
@@ -52,9 +52,9 @@ def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tu
             raise DataError(f"{prepared}/{name}.npz: pixel values outside [0, 1] (or NaN); a Bernoulli likelihood or "
                             "binarization needs grey levels in [0, 1] (run `vaeops validate`)")
     if binarize == "static":
-        x_train = binarize_static(x_train, derive_seed(seed, STATIC_TRAIN))
+        x_train = binarize_static(x_train, devices.derive_seed(seed, STATIC_TRAIN))
     if binarize != "none":
-        x_val = binarize_static(x_val, derive_seed(seed, STATIC_VAL))
+        x_val = binarize_static(x_val, devices.derive_seed(seed, STATIC_VAL))
     return x_train, x_val
 
 
@@ -118,8 +118,8 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
 
     for epoch in range(run["epoch"], cfg.epochs if not stopped_early else run["epoch"]):
         objective.beta = kl_beta(epoch, cfg.kl_warmup_epochs)
-        objective.generator = devices.generator(hardware.device, derive_seed(cfg.seed, NOISE, ctx.rank, epoch))
-        shuffle = torch.Generator().manual_seed(derive_seed(cfg.seed, SHUFFLE, epoch))
+        objective.generator = devices.generator(hardware.device, devices.derive_seed(cfg.seed, NOISE, ctx.rank, epoch))
+        shuffle = torch.Generator().manual_seed(devices.derive_seed(cfg.seed, SHUFFLE, epoch))
         order = ddp.shard(torch.randperm(x_train.shape[0], generator=shuffle), ctx)
         epoch_data = EpochData(data, order, hardware, dynamic_binarize=cfg.binarize == "dynamic")
         tick = time.perf_counter()
@@ -129,7 +129,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
             train_metrics = summarize(ddp.all_reduce_sum(totals, ctx), order.shape[0] * ctx.world_size)
         seconds = time.perf_counter() - tick
         train_seconds += seconds
-        val_gen = devices.generator(hardware.device, derive_seed(cfg.seed, VALIDATION, ctx.rank))
+        val_gen = devices.generator(hardware.device, devices.derive_seed(cfg.seed, VALIDATION, ctx.rank))
         val_totals = validation_sums(objective, x_val, cfg.val_batch_size, hardware, val_gen, cfg.spread_samples)
         val_metrics = summarize(ddp.all_reduce_sum(val_totals, ctx), n_val)
         if not (is_finite(train_metrics) and is_finite(val_metrics)):

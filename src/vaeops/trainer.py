@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -44,11 +43,6 @@ class Objective(nn.Module):
         spread = draws.float().std(0).sum() if draws.shape[0] > 1 else terms.loss.new_zeros(())
         stats = torch.stack([terms.loss.detach() * n, terms.recon.detach() * n, terms.kl.detach() * n, spread])
         return terms.loss, stats.float()
-
-
-def derive_seed(*keys: int) -> int:
-    """An independent 63-bit seed for one (seed, stream, rank, epoch) tuple: resume and DDP need no RNG bookkeeping."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def kl_beta(epoch: int, warmup_epochs: int) -> float:
