@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from vaeops.params import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, load_params
 from vaeops.splits import manifest_sha256, write_prepared
 from vaeops.train import model_config, train
 from vaeops.trainer import Objective, kl_beta, validation_sums
-from vaeops.devices import configure, derive_seed, flush_denormals, generator
+from vaeops.devices import configure, derive_seed, flush_denormals, generator, retain_freed_memory
 
 SMALL = {"model.hidden": [32], "model.latent_dim": 4, "train.epochs": 2, "train.batch_size": 64, "train.threads": 1}
 
@@ -206,6 +207,10 @@ def test_subnormals_are_flushed_only_inside_training():
         flushed = (subnormal * 1.0).item()
     assert flushed == 0.0
     assert (subnormal * 1.0).item() == pytest.approx(1e-40)
+
+
+def test_the_allocator_keeps_freed_memory_on_glibc():
+    assert retain_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_derived_seeds_are_stable_distinct_and_fit_a_torch_generator():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 from dataclasses import dataclass
 from typing import ContextManager, Iterator
 
@@ -77,8 +79,10 @@ def resolve_matmul_precision(name: str, device: torch.device) -> str:
 
 def configure(device_name: str, precision: str, threads: int, data_on_device: bool, local_rank: int = 0,
               matmul_precision: str = "auto") -> Hardware:
-    """Pick the device and precision, set the CPU thread count (0 keeps torch's default) and the matmul precision."""
+    """Pick the device and precision, set the CPU thread count (0 keeps torch's default) and the matmul precision,
+    and let the allocator keep freed memory (see retain_freed_memory)."""
     device = resolve_device(device_name, local_rank)
+    retain_freed_memory()
     if threads > 0:
         torch.set_num_threads(threads)
     if device.type == "cuda":
@@ -102,6 +106,30 @@ def flush_denormals() -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(False)
+
+
+# glibc mallopt options (malloc.h) and the largest mmap threshold it accepts on 64-bit systems.
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+MAX_MMAP_THRESHOLD = 32 << 20
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc's malloc keep freed blocks up to 32 MB for reuse instead of handing them back to the OS.
+
+    Every training step allocates and frees the same large temporaries (a 512 x 784 batch of logits is 1.6 MB, an
+    IWAE step's 50 x 100 x 784 is 16 MB). Under glibc's adaptive defaults such blocks keep being unmapped or trimmed
+    off the heap and mapped again, and every page of a fresh mapping costs a page fault when first touched: on a
+    2-core KVM guest `torch.exp(-x.abs())` on 1.6 MB took 1.86 ms instead of 0.23 ms. Process-wide and permanent
+    (glibc cannot return to its adaptive thresholds), which suits a process that trains; returns False and changes
+    nothing where the C library is not glibc.
+    """
+    libc_name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(libc_name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    settings = ((M_MMAP_THRESHOLD, MAX_MMAP_THRESHOLD), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
+    return all(mallopt(option, value) == 1 for option, value in settings)
 
 
 def place_data(x: torch.Tensor, hardware: Hardware) -> torch.Tensor:

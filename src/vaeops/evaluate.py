@@ -20,7 +20,7 @@ import torch
 from vaeops import eval_plots
 from vaeops.binarize import binarize_static
 from vaeops.checkpoint import load_model
-from vaeops.devices import resolve_device
+from vaeops.devices import resolve_device, retain_freed_memory
 from vaeops.errors import CheckpointError, DataError
 from vaeops.estimators import (
     chunk_generator,
@@ -180,6 +180,7 @@ def evaluate(params: Params) -> dict[str, Any]:
     data_sha = manifest_sha256(prepared)
     x, labels, shape = load_test_images(params)
     device = resolve_device("auto")
+    retain_freed_memory()  # the estimators free and reallocate MB-sized chunks of logits thousands of times
     x = x.to(device)
     models = load_models(params, data_sha, x.shape[1], device)
     results = {name: measure(model, x, cfg) for name, model in models.items()}
