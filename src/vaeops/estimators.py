@@ -83,15 +83,16 @@ def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: 
 
     Two workers with one intra-op thread each beat one worker with two threads on a shared machine: a busy
     core stalls every OpenMP barrier of the latter, but only its own worker in the former. Each chunk has its
-    own generator, so the numbers do not depend on the worker count.
+    own generator, and every chunk runs on a single-threaded worker thread, a lone worker included: the main
+    thread's BLAS may split even a 6 x 30 matmul over its threads and round the last bit differently, so the
+    numbers do not depend on the worker count.
     """
-    workers = min(workers or available_cores(), len(chunks)) if device.type == "cpu" else 1
-    if workers <= 1:
+    if device.type != "cpu":
         return [fn(i, rows) for i, rows in enumerate(chunks)]
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(workers) as pool:
+        with ThreadPoolExecutor(max(1, min(workers or available_cores(), len(chunks)))) as pool:
             return list(pool.map(fn, range(len(chunks)), chunks))
     finally:
         torch.set_num_threads(previous)
