@@ -2,11 +2,14 @@
 
 Burda, Grosse & Salakhutdinov (2016), table 1, one stochastic layer: 784-200-200-50, tanh, Bernoulli likelihood,
 dynamic binarization of the training set; test NLL (K = 5000) VAE 86.76 nats, IWAE k = 50 84.78 nats, after 3,280
-epochs. Both models here are trained by the project's own `prepare` and `train` stage functions for --epochs epochs
-(Adam, batch --batch-size, a 10% validation split carved out of the 60,000 training images), then scored with
-`vaeops.estimators.nll_estimate` on the test set binarized once with a fixed, recorded seed.
+epochs. Both models here are trained by the project's own `prepare` and `train` stage functions (Adam, batch
+--batch-size, a 10% validation split carved out of the 60,000 training images) for --epochs epochs, or for as many
+whole epochs as fit in a wall-time budget of --minutes (rounds of epochs, each continued from the last with the train
+stage's own resume, which ends bitwise where one uninterrupted run of that many epochs would), then scored from the
+best validation checkpoint with `vaeops.estimators.nll_estimate` on the test set binarized once with a fixed seed.
 
     python bench/nll_mnist.py --mnist ../shared/data/mnist --epochs 5
+    python bench/nll_mnist.py --objectives iwae --minutes 60 --threads 1   # one objective per core, side by side
 """
 
 from __future__ import annotations
@@ -38,14 +41,30 @@ def epochs(args: argparse.Namespace, objective: str) -> int:
     return args.iwae_epochs if objective == "iwae" and args.iwae_epochs else args.epochs
 
 
+def train_within(overridden: dict, minutes: float) -> dict:
+    """Train for as many whole epochs as fit in `minutes` of wall time: one epoch to measure the pace, then rounds
+    sized to the time left, each resuming the run where the last one stopped."""
+    started = time.perf_counter()
+    deadline = started + 60 * minutes
+    params_for = lambda epochs: load_params(REPO / "params.yaml", {**overridden, "train.epochs": epochs})  # noqa: E731
+    summary = train(params_for(1), latent="sample")
+    while True:
+        done = summary["epochs_run"]
+        pace = (time.perf_counter() - started) / done
+        more = int((deadline - time.perf_counter()) / pace)
+        if more < 1:
+            return summary
+        summary = train(params_for(done + more), latent="sample", resume=True)
+
+
 def overrides(args: argparse.Namespace, workdir: Path, objective: str) -> dict:
     """params.yaml overrides for one run: the paper's architecture, this objective, this folder."""
     return {
         "data.dataset": "mnist", "data.source_dir": str(args.mnist.resolve()), "data.out_dir": str(workdir / "prepared"),
         "model.hidden": [200, 200], "model.latent_dim": 50, "model.activation": "tanh", "model.likelihood": "bernoulli",
-        "train.objective": objective, "train.samples": OBJECTIVES[objective], "train.epochs": epochs(args, objective),
+        "train.objective": objective, "train.samples": OBJECTIVES[objective], "train.epochs": epochs(args, objective) or 1,
         "train.batch_size": args.batch_size, "train.lr": args.lr, "train.binarize": "dynamic",
-        "train.early_stopping_patience": 0, "train.threads": 0, "train.spread_samples": 0,
+        "train.early_stopping_patience": 0, "train.threads": args.threads, "train.spread_samples": 0,
         "train.out_dir": str(workdir / objective / "models"), "train.live_dir": str(workdir / objective / "live"),
     }
 
@@ -53,8 +72,11 @@ def overrides(args: argparse.Namespace, workdir: Path, objective: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", type=Path, default=REPO.parent / "shared" / "data" / "mnist")
-    parser.add_argument("--epochs", type=int, required=True)
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--epochs", type=int, help="epochs per objective")
+    budget.add_argument("--minutes", type=float, help="wall-time budget of the training of each objective")
     parser.add_argument("--iwae-epochs", type=int, help="epochs of the IWAE run (default: --epochs)")
+    parser.add_argument("--threads", type=int, default=0, help="train.threads (0 = torch's default, all cores)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--k", type=int, default=5000, help="samples of the NLL estimate")
@@ -68,11 +90,12 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         prepared = workdir / "prepared"
         for objective in args.objectives:
-            params = load_params(REPO / "params.yaml", overrides(args, workdir, objective))
+            overridden = overrides(args, workdir, objective)
+            params = load_params(REPO / "params.yaml", overridden)
             if not (prepared / "manifest.json").exists():
                 prepare(params)
             started = time.perf_counter()
-            summary = train(params, latent="sample")
+            summary = train_within(overridden, args.minutes) if args.minutes else train(params, latent="sample")
             train_seconds = time.perf_counter() - started
             model, _ = load_model(workdir / objective / "models" / "sample" / "best.pt", manifest_sha256(prepared))
             images, _ = load_split(prepared, "test")
@@ -80,7 +103,7 @@ def main() -> None:
             torch.set_num_threads(available_cores())
             started = time.perf_counter()
             nll = nll_estimate(model, x, args.k, seed=0, chunk_images=16, chunk_samples=64)
-            rows.append({"objective": objective, "train_samples": OBJECTIVES[objective], "epochs": epochs(args, objective),
+            rows.append({"objective": objective, "train_samples": OBJECTIVES[objective], "epochs": summary["epochs_run"],
                          "best_epoch": summary.get("best_epoch"), "train_seconds": round(train_seconds),
                          "nll_seconds": round(time.perf_counter() - started), "test_images": len(x),
                          "nll": round(nll["nll_nats"], 2), "nll_se": round(nll["nll_se"], 2), "paper_nll": PAPER[objective]})
