@@ -83,9 +83,9 @@ def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: 
 
     Two workers with one intra-op thread each beat one worker with two threads on a shared machine: a busy
     core stalls every OpenMP barrier of the latter, but only its own worker in the former. Each chunk has its
-    own generator, and every chunk runs on a single-threaded worker thread, a lone worker included: the main
-    thread's BLAS may split even a 6 x 30 matmul over its threads and round the last bit differently, so the
-    numbers do not depend on the worker count.
+    own generator, and every chunk runs on a single-threaded worker thread, a lone worker included (on an AMD
+    Zen 4 guest, chunks computed on the main thread differed in the last bit from the same chunks computed on a
+    worker thread), so the numbers do not depend on the worker count.
     """
     if device.type != "cpu":
         return [fn(i, rows) for i, rows in enumerate(chunks)]
