@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 from dataclasses import dataclass
 from typing import ContextManager, Iterator
 
@@ -123,10 +122,9 @@ def retain_freed_memory() -> bool:
     (glibc cannot return to its adaptive thresholds), which suits a process that trains; returns False and changes
     nothing where the C library is not glibc.
     """
-    libc_name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(libc_name).mallopt
-    except (OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter is linked against
+    except (OSError, AttributeError):
         return False
     settings = ((M_MMAP_THRESHOLD, MAX_MMAP_THRESHOLD), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
     return all(mallopt(option, value) == 1 for option, value in settings)
