@@ -107,6 +107,17 @@ def flush_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
+@contextlib.contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch CPU threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 # glibc mallopt options (malloc.h) and the largest mmap threshold it accepts on 64-bit systems.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MAX_MMAP_THRESHOLD = 32 << 20

@@ -90,13 +90,8 @@ def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: 
     """
     if device.type != "cpu":
         return [fn(i, rows) for i, rows in enumerate(chunks)]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(max(1, min(workers or available_cores(), len(chunks)))) as pool:
-            return list(pool.map(fn, range(len(chunks)), chunks))
-    finally:
-        torch.set_num_threads(previous)
+    with devices.intra_op_threads(1), ThreadPoolExecutor(max(1, min(workers or available_cores(), len(chunks)))) as pool:
+        return list(pool.map(fn, range(len(chunks)), chunks))
 
 
 @functools.cache

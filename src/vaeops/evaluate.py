@@ -20,7 +20,7 @@ import torch
 from vaeops import eval_plots
 from vaeops.binarize import binarize_static
 from vaeops.checkpoint import load_model
-from vaeops.devices import resolve_device, retain_freed_memory
+from vaeops.devices import intra_op_threads, resolve_device, retain_freed_memory
 from vaeops.errors import CheckpointError, DataError
 from vaeops.estimators import (
     chunk_generator,
@@ -173,7 +173,18 @@ def picture_arrays(models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, in
 
 def evaluate(params: Params) -> dict[str, Any]:
     """Stage function: measure every model in evaluate.models on the evaluation split and write metrics.json,
-    the plot data (eval/), the figures (plots/) and report.md under evaluate.out_dir. Returns the headline numbers."""
+    the plot data (eval/), the figures (plots/) and report.md under evaluate.out_dir. Returns the headline numbers.
+
+    The stage's own tensor work runs on one intra-op thread (the heavy estimators run on single-threaded workers
+    anyway): otherwise its last bits depended on the thread count an earlier stage of the same process left behind
+    (the flow's train stage sets train.threads), and a flow run and `vaeops evaluate` wrote different bytes.
+    """
+    with intra_op_threads(1):
+        return _evaluate(params)
+
+
+def _evaluate(params: Params) -> dict[str, Any]:
+    """The body of evaluate()."""
     cfg = params.evaluate
     started = time.perf_counter()
     prepared = Path(params.data.out_dir)
