@@ -151,10 +151,10 @@ def prepare_mnist(mnist: dict[str, np.ndarray], prepared: Path) -> None:
 
 
 def fastest_precision() -> tuple[str, str]:
-    """(train.precision, train.matmul_precision) that made the train step fastest on this kind of CPU, measured with
-    the 784-400-20 step at batch 128 and two threads: with AMX, fp32 tensors and oneDNN's bf16 matmuls ("medium";
-    2.8 ms against 3.2 ms with autocast); with AVX512-BF16 but no AMX (AMD Zen 4), bf16 autocast (3.2 ms against
-    4.3 ms in fp32, and "medium" gained only 4-8% there); elsewhere fp32."""
+    """(train.precision, train.matmul_precision) that made the 784-400-20 train step at batch 128 fastest on this
+    kind of CPU: with AMX, fp32 tensors and oneDNN's bf16 matmuls ("medium"; one thread, 2.8 ms against 3.2 ms with
+    autocast); with AVX512-BF16 but no AMX (AMD Zen 4), bf16 autocast (two threads, 3.2 ms against 4.3 ms in fp32;
+    "medium" gained only 4-8% there); elsewhere fp32."""
     cpu = torch.cpu
     if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
         return "fp32", "medium"
