@@ -12,6 +12,7 @@ import yaml
 
 from vaeops.checkpoint import save_checkpoint
 from vaeops.cli import main
+from vaeops.devices import intra_op_threads
 from vaeops.evaluate import evaluate
 from vaeops.model import VAE, ModelConfig
 from vaeops.params import load_params
@@ -89,12 +90,9 @@ def test_evaluate_writes_every_output_and_repeats_exactly(project: Path):
     assert all(f"plots/{figure}" in report for figure in FIGURES)
 
     first = snapshot(project)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1 if threads > 1 else 2)  # as an earlier stage of the same process may leave it
-    try:
+    # another thread count, as an earlier stage of the same process may leave it
+    with intra_op_threads(1 if torch.get_num_threads() > 1 else 2):
         evaluate(load_params("params.yaml"))
-    finally:
-        torch.set_num_threads(threads)
     assert snapshot(project) == first  # same seed: byte-identical metrics, tables, figures and report
 
 

@@ -107,14 +107,21 @@ def bf16_matmul_supported() -> bool:
         return False
     a = torch.randn(64, 256, generator=torch.Generator().manual_seed(0))
     b = torch.randn(256, 256, generator=torch.Generator().manual_seed(1))
-    previous = torch.backends.mkldnn.matmul.fp32_precision
-    try:
-        exact = a @ b
-        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    exact = a @ b
+    with _onednn_bf16_inputs():
         rounded = a @ b
+    return bool(((rounded - exact).abs().max() / exact.abs().max()) > 1e-4)
+
+
+@contextmanager
+def _onednn_bf16_inputs() -> Iterator[None]:
+    """Set oneDNN's fp32 matmul precision to bf16 inside the block, then restore what it was."""
+    previous = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        yield
     finally:
         torch.backends.mkldnn.matmul.fp32_precision = previous
-    return bool(((rounded - exact).abs().max() / exact.abs().max()) > 1e-4)
 
 
 @contextmanager
@@ -130,12 +137,8 @@ def matmul_precision(precision: str, device: torch.device) -> Iterator[None]:
     if not bf16_matmul_supported():
         raise ParamsError("precision bf16 needs a CPU on which oneDNN runs fp32 matmuls in bf16 (AMX); "
                           "use fp32 on this machine")
-    previous = torch.backends.mkldnn.matmul.fp32_precision
-    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
-    try:
+    with _onednn_bf16_inputs():
         yield
-    finally:
-        torch.backends.mkldnn.matmul.fp32_precision = previous
 
 
 def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Tensor, torch.Tensor]:
