@@ -112,7 +112,7 @@ def main() -> None:
 
     tflop = decoder_flops * args.k * len(x) / 1e12
     runs = {}
-    for precision in ("fp32", "bf16") if bf16_matmul_supported() else ("fp32",):
+    for precision in ("fp32", "bf16") if bf16_matmul_supported(x.device) else ("fp32",):
         started, cpu_started = time.perf_counter(), time.process_time()
         result = nll_estimate(model, x, args.k, args.seed, args.chunk_images, args.chunk_samples, precision)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started

@@ -201,17 +201,24 @@ def test_pca_2d_keeps_the_widest_directions():
     assert pca_2d(points[:, :1])[0].shape == (500, 2)
 
 
-@pytest.mark.skipif(not bf16_matmul_supported(), reason="oneDNN does not run fp32 matmuls in bf16 on this CPU")
-def test_bf16_matmuls_stay_close_to_fp32_and_restore_the_flag():
+@pytest.mark.skipif(not bf16_matmul_supported(torch.device("cpu")), reason="this CPU has no native bf16 matmuls")
+def test_bf16_head_stays_close_to_fp32():
     torch.manual_seed(0)
     model = VAE(ModelConfig(64, (32,), 4)).eval()
     x = (torch.rand(40, 64) < 0.3).float()
-    before = torch.backends.mkldnn.matmul.fp32_precision
     exact = sample_stats(model, x, 200, seed=0, chunk_images=8, chunk_samples=50)
     fast = sample_stats(model, x, 200, seed=0, chunk_images=8, chunk_samples=50, precision="bf16")
-    assert torch.backends.mkldnn.matmul.fp32_precision == before
     assert not torch.equal(exact.iwae, fast.iwae)  # the bf16 path really ran
     assert (exact.iwae - fast.iwae).abs().mean() < 0.05
+    torch.testing.assert_close(exact.kl, fast.kl, rtol=0, atol=0)  # the encoder stays fp32
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
+    for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, check, lambda: False, raising=False)
+    model = VAE(ModelConfig(64, (32,), 4)).eval()
+    with pytest.raises(ParamsError, match="native bf16"):
+        sample_stats(model, torch.rand(4, 64), 2, seed=0, precision="bf16")
 
 
 def test_unknown_precision_is_a_params_error():

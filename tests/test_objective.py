@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from vaeops.model import VAE, ModelConfig, bernoulli_log_prob, softplus
+from vaeops.model import VAE, ModelConfig, bernoulli_log_prob, softplus_sum
 from vaeops.objective import elbo_terms, gaussian_kl, iwae_bound, iwae_terms, log_importance_weights, log_normal, reparameterize
 
 
@@ -48,7 +48,15 @@ def test_bernoulli_log_prob_matches_torch_cross_entropy_in_value_and_gradient():
     exact = -torch.nn.functional.binary_cross_entropy_with_logits(wide.double(), x.new_ones(784).expand(64, 784), reduction="none").sum(-1)
     assert (bernoulli_log_prob(wide, torch.ones(784)).double() - exact).abs().max() < 5e-3
     assert bernoulli_log_prob(wide.bfloat16(), torch.ones(784)).dtype == torch.float32
-    torch.testing.assert_close(softplus(wide), torch.nn.functional.softplus(wide), rtol=1e-6, atol=1.2e-7)
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 13, 16, 784, 1000])
+def test_softplus_sum_matches_float64_softplus_for_any_width(width):
+    # widths that fold evenly, oddly at several levels, and not at all; logits from -100 to 100
+    logits = torch.randn(5, 3, width, generator=gen(3)) * 40
+    exact = torch.nn.functional.softplus(logits.double(), threshold=500).sum(-1)  # no linear cut-off at 20
+    assert (softplus_sum(logits).double() - exact).abs().max() <= 1e-6 * exact.abs().max() + 1e-5
+    torch.testing.assert_close(softplus_sum(logits.double()), exact, rtol=1e-12, atol=1e-12)
 
 
 def test_gradients_reach_mu_and_logvar_through_the_reparameterization():

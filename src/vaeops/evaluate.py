@@ -23,6 +23,7 @@ from vaeops.checkpoint import load_model
 from vaeops.devices import intra_op_threads, resolve_device, retain_freed_memory
 from vaeops.errors import CheckpointError, DataError
 from vaeops.estimators import (
+    check_precision,
     chunk_generator,
     encode_all,
     k_study,
@@ -191,6 +192,7 @@ def _evaluate(params: Params) -> dict[str, Any]:
     data_sha = manifest_sha256(prepared)
     x, labels, shape = load_test_images(params)
     device = resolve_device("auto")
+    check_precision(cfg.precision, device)  # before any work, not after the first model's reconstructions
     retain_freed_memory()  # the estimators free and reallocate MB-sized chunks of logits thousands of times
     x = x.to(device)
     models = load_models(params, data_sha, x.shape[1], device)

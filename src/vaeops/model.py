@@ -34,15 +34,29 @@ class ModelConfig:
         return cls(**{**raw, "hidden": tuple(raw["hidden"])})
 
 
-def softplus(logits: torch.Tensor) -> torch.Tensor:
-    """log(1 + exp(l)) as max(l, 0) + log(1 + exp(-|l|)), with vectorised exp and log only.
+PRODUCT_FOLDS = 4  # softplus_sum takes one log per 2**4 = 16 pixels
+
+
+def softplus_sum(logits: torch.Tensor) -> torch.Tensor:
+    """sum over the last dimension of log(1 + exp(l)) = max(l, 0) + log(1 + exp(-|l|)), with exp and log only.
 
     torch's softplus (and binary_cross_entropy_with_logits) go through log1p, which on some CPUs runs one element
-    at a time, about 8x slower than exp or log (measured on AMD EPYC with torch 2.14). 1 + exp(-|l|) lies in [1, 2],
-    where log loses at most 6e-8 (half an fp32 ulp of 1) against log1p: under 5e-5 nats over 784 pixels.
+    at a time, about 8x slower than exp or log (measured on AMD EPYC with torch 2.14). Each 1 + exp(-|l|) lies in
+    (1, 2], so 16 of them multiply to at most 2^16 with a relative error of ~1e-6, and the log of their product
+    replaces 16 logs: 1.9 -> 1.1 ms for 1024 x 784 logits on one Zen 4 core. Against float64 the sum is off by
+    ~1e-4 nats over 784 pixels, as much as fp32 summation of the max(l, 0) terms already costs.
     Works in place on its temporaries, so it records no gradient: bernoulli_log_prob carries the gradient.
     """
-    return logits.abs().neg_().exp_().add_(1).log_().add_(logits.clamp(min=0))
+    factors = logits.abs().neg_().exp_().add_(1)
+    for _ in range(PRODUCT_FOLDS):
+        width = factors.shape[-1]
+        if width < 2:
+            break
+        if width % 2:  # an odd last column is multiplied into the first before folding the rest in half
+            factors[..., :1].mul_(factors[..., -1:])
+            width -= 1
+        factors = factors[..., : width // 2] * factors[..., width // 2: width]
+    return factors.log_().sum(-1).add_(logits.clamp(min=0).sum(-1))
 
 
 class _BernoulliLogProb(torch.autograd.Function):
@@ -53,7 +67,7 @@ class _BernoulliLogProb(torch.autograd.Function):
         # under bf16 autocast the logits arrive in bf16; exp and log need at least fp32
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         ctx.save_for_backward(logits, x)
-        return (x * logits).sub_(softplus(logits)).sum(-1)
+        return (x * logits).sum(-1).sub_(softplus_sum(logits))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
