@@ -188,6 +188,14 @@ def test_early_stopping_keeps_the_best_epoch(params_for, project):
     summary = train(params_for(train__epochs=30, train__lr=0.05, train__early_stopping_patience=2))
     assert summary["stopped_early"] and summary["epochs_run"] == summary["best_epoch"] + 2
     assert load_checkpoint(project / "models" / "sample" / "best.pt")["epoch"] == summary["best_epoch"]
+    assert load_checkpoint(project / "models" / "sample" / "last.pt")["epoch"] == summary["epochs_run"]
+
+
+def test_an_improving_last_epoch_writes_the_same_bytes_to_best_and_last(params_for, project):
+    summary = train(params_for(train__epochs=2))
+    assert summary["best_epoch"] == 2
+    folder = project / "models" / "sample"
+    assert (folder / "best.pt").read_bytes() == (folder / "last.pt").read_bytes()
 
 
 def test_binarization_static_is_fixed_and_dynamic_is_fresh():

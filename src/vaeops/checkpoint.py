@@ -13,15 +13,19 @@ from vaeops.fileio import write_bytes_atomic
 from vaeops.model import VAE, ModelConfig
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Save a checkpoint dict (plain types and tensors only) atomically, with the same bytes for the same state.
+def save_checkpoint(paths: str | Path | list[str | Path], state: dict[str, Any]) -> None:
+    """Save a checkpoint dict (plain types and tensors only) atomically to one or more paths, with the same bytes
+    for the same state.
 
     torch.save names the zip records after the file it writes to; serialising to memory first keeps the random
-    temp-file name out of the archive, so DVC sees identical checkpoints from identical runs.
+    temp-file name out of the archive, so DVC sees identical checkpoints from identical runs, and lets last.pt and
+    best.pt of an improving epoch share one serialisation.
     """
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
+    data = buffer.getvalue()
+    for path in paths if isinstance(paths, list) else [paths]:
+        write_bytes_atomic(path, data)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

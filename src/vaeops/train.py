@@ -149,9 +149,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         run.update(epoch=epoch + 1, history=[*run["history"], record])
         if ctx.is_main:
             state = training_state(vae, optimizer, scheduler, config, params, latent, data_sha256, run)
-            save_checkpoint(out_dir / "last.pt", state)
-            if improved:
-                save_checkpoint(out_dir / "best.pt", state)
+            save_checkpoint([out_dir / "last.pt", *([out_dir / "best.pt"] if improved else [])], state)
             log_epoch(live, record, cfg.epochs, order.shape[0] * ctx.world_size / seconds)
         ddp.barrier(ctx)
         if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
