@@ -91,7 +91,6 @@ def main() -> None:
             checkpoint, prepared = train_model(args.mnist.resolve(), args.epochs, args.workdir or Path(tmp))
         model, _ = load_model(checkpoint, expected_data_sha256=manifest_sha256(prepared))
         images, _ = load_split(prepared, "test")
-    torch.set_num_threads(available_cores())  # train.threads may have lowered it; the eager loop gets every core
     x = torch.from_numpy(images.reshape(len(images), -1)[: args.images].copy())
     x = binarize_static(x, TEST_BINARIZATION_SEED)
     decoder_flops = 2 * sum(p.numel() for name, p in model.named_parameters() if name.startswith("decoder") and p.dim() == 2)

@@ -24,7 +24,7 @@ import torch
 
 from vaeops.binarize import binarize_static
 from vaeops.checkpoint import load_model
-from vaeops.estimators import available_cores, nll_estimate
+from vaeops.estimators import nll_estimate
 from vaeops.params import load_params
 from vaeops.prepare import prepare
 from vaeops.splits import load_split, manifest_sha256
@@ -100,7 +100,6 @@ def main() -> None:
             model, _ = load_model(workdir / objective / "models" / "sample" / "best.pt", manifest_sha256(prepared))
             images, _ = load_split(prepared, "test")
             x = binarize_static(torch.from_numpy(images.reshape(len(images), -1)[: args.images].copy()), TEST_BINARIZATION_SEED)
-            torch.set_num_threads(available_cores())
             started = time.perf_counter()
             nll = nll_estimate(model, x, args.k, seed=0, chunk_images=16, chunk_samples=64)
             rows.append({"objective": objective, "train_samples": OBJECTIVES[objective], "epochs": summary["epochs_run"],

@@ -93,7 +93,7 @@ def test_cli_prints_a_message_and_exits_non_zero_on_bad_params(project, capsys):
 
 def test_one_epoch_on_digits_lowers_the_loss(params_for, prepared, project):
     params = params_for(train__epochs=1)
-    hardware = configure("cpu", "fp32", 1, True)
+    hardware = configure("cpu", "fp32", True)
     torch.manual_seed(params.train.seed)
     untrained = Objective(model.VAE(model_config(params, 64)))
     x_val = torch.from_numpy(np.load(prepared / "val.npz")["images"].reshape(-1, 64))
@@ -207,6 +207,13 @@ def test_binarization_static_is_fixed_and_dynamic_is_fresh():
     # A Bernoulli draw keeps the grey level as its mean.
     many = torch.stack([binarize_fresh(x, g) for _ in range(2000)]).mean(0)
     assert (many - x).abs().max() < 0.06
+
+
+def test_training_leaves_the_thread_count_and_matmul_precision_as_it_found_them(params_for):
+    before = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    summary = train(params_for(train__epochs=1, train__threads=1 if before[0] > 1 else 2, train__matmul_precision="medium"))
+    assert summary["threads"] != before[0] and summary["matmul_precision"] == "medium"  # used inside the stage
+    assert (torch.get_num_threads(), torch.get_float32_matmul_precision()) == before
 
 
 def test_subnormals_are_flushed_only_inside_training():

@@ -76,19 +76,29 @@ def resolve_matmul_precision(name: str, device: torch.device) -> str:
     return name
 
 
-def configure(device_name: str, precision: str, threads: int, data_on_device: bool, local_rank: int = 0,
-              matmul_precision: str = "auto") -> Hardware:
-    """Pick the device and precision, set the CPU thread count (0 keeps torch's default) and the matmul precision,
-    and let the allocator keep freed memory (see retain_freed_memory)."""
+def configure(device_name: str, precision: str, data_on_device: bool, local_rank: int = 0) -> Hardware:
+    """Pick the device and precision, select the CUDA device, and let the allocator keep freed memory (see
+    retain_freed_memory). Thread count and matmul precision are process-wide torch settings: see compute_settings."""
     device = resolve_device(device_name, local_rank)
     retain_freed_memory()
-    if threads > 0:
-        torch.set_num_threads(threads)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    # TF32 / bf16-inside-matmul for the fp32 parts: errors of ~1e-3 relative, well inside the ELBO's Monte-Carlo noise.
-    torch.set_float32_matmul_precision(resolve_matmul_precision(matmul_precision, device))
     return Hardware(device, resolve_precision(precision, device), data_on_device or device.type != "cuda")
+
+
+@contextlib.contextmanager
+def compute_settings(threads: int, matmul_precision: str, device: torch.device) -> Iterator[None]:
+    """Inside the block: `threads` torch CPU threads (0 keeps the current count) and the float32 matmul precision,
+    TF32 / bf16-inside-matmul for the fp32 parts (errors of ~1e-3 relative, well inside the ELBO's Monte-Carlo noise).
+    Both are restored afterwards, so a stage that follows in the same process (the Prefect flow runs them all in
+    one) does not inherit the training stage's choices."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(resolve_matmul_precision(matmul_precision, device))
+    try:
+        with intra_op_threads(threads if threads > 0 else torch.get_num_threads()):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 @contextlib.contextmanager

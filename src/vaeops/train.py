@@ -74,10 +74,10 @@ def train(params: Params, latent: str | None = None, resume: bool = False) -> di
         raise ParamsError("train.objective iwae needs sampled latents; it cannot train the latent: mean model")
     ctx = ddp.from_env()
     cfg = params.train
-    hardware = devices.configure(cfg.device, cfg.precision, cfg.threads, cfg.data_on_device, ctx.local_rank, cfg.matmul_precision)
+    hardware = devices.configure(cfg.device, cfg.precision, cfg.data_on_device, ctx.local_rank)
     ddp.init(ctx, hardware.device)
     try:
-        with devices.flush_denormals():
+        with devices.compute_settings(cfg.threads, cfg.matmul_precision, hardware.device), devices.flush_denormals():
             return _fit(params, latent, resume, ctx, hardware)
     finally:
         ddp.shutdown(ctx)
