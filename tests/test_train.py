@@ -16,6 +16,7 @@ from vaeops.ddp import weights_digest
 from vaeops.errors import DataError, ParamsError, TrainingDiverged
 from vaeops.fileio import sha256_file
 from vaeops.params import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, load_params
+from vaeops.progress import BackgroundLive
 from vaeops.splits import manifest_sha256, write_prepared
 from vaeops.train import model_config, train
 from vaeops.trainer import Objective, kl_beta, validation_sums
@@ -214,6 +215,16 @@ def test_training_leaves_the_thread_count_and_matmul_precision_as_it_found_them(
     summary = train(params_for(train__epochs=1, train__threads=1 if before[0] > 1 else 2, train__matmul_precision="medium"))
     assert summary["threads"] != before[0] and summary["matmul_precision"] == "medium"  # used inside the stage
     assert (torch.get_num_threads(), torch.get_float32_matmul_precision()) == before
+
+
+def test_dvclive_opened_in_the_background_logs_and_reports_its_errors(tmp_path):
+    live = BackgroundLive(tmp_path / "live", resume=False).get()
+    live.log_metric("loss", 1.5)
+    live.next_step()
+    assert (tmp_path / "live" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()[1].endswith("1.5")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OSError):
+        BackgroundLive(tmp_path / "a-file", resume=False).get()
 
 
 def test_subnormals_are_flushed_only_inside_training():

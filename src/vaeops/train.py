@@ -22,7 +22,7 @@ from vaeops.fileio import write_json_atomic
 from vaeops.model import VAE, ModelConfig
 from vaeops.optim import build_optimizer, build_scheduler, current_lr, override_lr, step_scheduler
 from vaeops.params import Params, load_params
-from vaeops.progress import EpochProgress, log_epoch, open_live
+from vaeops.progress import BackgroundLive, EpochProgress, log_epoch
 from vaeops.splits import load_split, manifest_sha256
 from vaeops.trainer import EpochData, Objective, is_finite, kl_beta, summarize, train_epoch, validation_sums
 
@@ -112,7 +112,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
     data = devices.place_data(x_train, hardware)
     val_rows = torch.arange(x_val.shape[0]).tensor_split(ctx.world_size)[ctx.rank]
     x_val = x_val[val_rows].to(hardware.device) if hardware.data_on_device else x_val[val_rows].pin_memory()
-    live = open_live(Path(cfg.live_dir) / latent, resume=resume and run["epoch"] > 0) if ctx.is_main else None
+    live = BackgroundLive(Path(cfg.live_dir) / latent, resume=resume and run["epoch"] > 0) if ctx.is_main else None
     stopped_early = run["bad_epochs"] >= cfg.early_stopping_patience > 0
     train_seconds = 0.0
 
@@ -150,7 +150,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
         if ctx.is_main:
             state = training_state(vae, optimizer, scheduler, config, params, latent, data_sha256, run)
             save_checkpoint([out_dir / "last.pt", *([out_dir / "best.pt"] if improved else [])], state)
-            log_epoch(live, record, cfg.epochs, order.shape[0] * ctx.world_size / seconds)
+            log_epoch(live.get(), record, cfg.epochs, order.shape[0] * ctx.world_size / seconds)
         ddp.barrier(ctx)
         if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
             stopped_early = True
@@ -183,7 +183,7 @@ def _fit(params: Params, latent: str, resume: bool, ctx: ddp.Dist, hardware: dev
     }
     if ctx.is_main:
         if live is not None:
-            live.end()
+            live.get().end()
         write_json_atomic(out_dir / "train.json", {k: v for k, v in summary.items() if k not in TIMINGS})
     return summary
 
