@@ -130,6 +130,15 @@ def test_bad_evaluate_params_exit_non_zero(project: Path, capsys: pytest.Capture
     assert not (project / "reports").exists()
 
 
+def test_bf16_without_native_bf16_matmuls_is_a_params_error_and_writes_nothing(project: Path, capsys: pytest.CaptureFixture,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, check, lambda: False, raising=False)
+    write_params(project, precision="bf16")
+    assert "precision bf16 needs native bf16 matmuls" in run_failing(capsys)
+    assert not (project / "reports").exists()
+
+
 def test_empty_split_is_a_data_error(project: Path, capsys: pytest.CaptureFixture):
     empty = (np.zeros((0, SIDE, SIDE), np.float32), np.zeros(0, np.int64))
     write_prepared("data/prepared", {"train": split(30, 0), "val": split(10, 1), "test": empty}, {"dataset": "digits"})
