@@ -130,8 +130,8 @@ def test_bad_evaluate_params_exit_non_zero(project: Path, capsys: pytest.Capture
     assert not (project / "reports").exists()
 
 
-def test_bf16_without_native_bf16_matmuls_is_a_params_error_and_writes_nothing(project: Path, capsys: pytest.CaptureFixture,
-                                                                     monkeypatch: pytest.MonkeyPatch):
+def test_bf16_without_native_bf16_matmuls_is_a_params_error_and_writes_nothing(
+        project: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
     for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         monkeypatch.setattr(torch.cpu, check, lambda: False, raising=False)
     write_params(project, precision="bf16")
