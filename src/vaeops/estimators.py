@@ -52,7 +52,8 @@ def decoder_head_fn(model: VAE, precision: str = "fp32") -> Callable[[torch.Tens
     head = model.decoder_head
     if precision == "fp32":
         return head
-    weight = head.weight.t().to(torch.bfloat16).contiguous()  # (H, D), converted once per call of this function
+    with torch.no_grad():
+        weight = head.weight.t().to(torch.bfloat16).contiguous()  # (H, D), converted once
 
     def bf16(hidden: torch.Tensor) -> torch.Tensor:
         flat = hidden.reshape(-1, hidden.shape[-1]).to(torch.bfloat16)
@@ -61,14 +62,16 @@ def decoder_head_fn(model: VAE, precision: str = "fp32") -> Callable[[torch.Tens
     return bf16
 
 
-def log_likelihood_fn(model: VAE, x: torch.Tensor, precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return z (K, B, L) -> log p(x|z) (K, B) for fixed images x (B, D), specialised for speed.
+def log_likelihood_fn(model: VAE, x: torch.Tensor,
+                      head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return z (K, B, L) -> log p(x|z) (K, B) for fixed images x (B, D), specialised for speed; `head` is the
+    decoder's last layer as decoder_head_fn returns it (default: the model's own, in fp32).
 
     For a Bernoulli decoder log p(x|z) = x.l - sum softplus(l) with logits l = W h + b; x.l is folded into the
     hidden layer (h . W^T x + b . x) so the only pass over the K*B*D logits is one softplus-and-sum, about half
     the work of the generic binary_cross_entropy_with_logits. Other likelihoods use the model's own formula.
     """
-    head = decoder_head_fn(model, precision)
+    head = model.decoder_head if head is None else head
     if model.config.likelihood != "bernoulli":
         return lambda z: model.log_likelihood(x, head(model.decoder_body(z)))
     x_back = x @ model.decoder_head.weight  # (B, H): W^T x, once per image instead of once per sample
@@ -154,7 +157,7 @@ def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: i
         with torch.inference_mode():
             xb = x[rows]
             mu, logvar = model.encode(xb)
-            log_px = log_likelihood_fn(model, xb, precision)
+            log_px = log_likelihood_fn(model, xb, head)
             std, half_logvar = torch.exp(0.5 * logvar), 0.5 * logvar.sum(-1)
             lse = torch.full((len(xb),), -math.inf, dtype=mu.dtype, device=mu.device)
             ll_sum = torch.zeros_like(lse)
@@ -169,7 +172,7 @@ def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: i
                 ll_sum += ll.sum(0)
             return lse - math.log(samples), ll_sum / samples, gaussian_kl(mu, logvar).sum(-1)
 
-    check_precision(precision, x.device)
+    head = decoder_head_fn(model, precision)  # checks the precision before any work, converts bf16 weights once
     parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device, workers)
     return SampleStats(*(torch.cat([part[i] for part in parts]) for i in range(3)))
 
