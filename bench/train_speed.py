@@ -155,10 +155,11 @@ def fastest_precision() -> tuple[str, str]:
     kind of CPU: with AMX, fp32 tensors and oneDNN's bf16 matmuls ("medium"; one thread, 2.8 ms against 3.2 ms with
     autocast); with AVX512-BF16 but no AMX (AMD Zen 4), bf16 autocast (two threads, 3.2 ms against 4.3 ms in fp32;
     "medium" gained only 4-8% there); elsewhere fp32."""
-    cpu = torch.cpu
-    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+    from vaeops.estimators import bf16_matmul_supported
+
+    if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
         return "fp32", "medium"
-    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+    if bf16_matmul_supported(torch.device("cpu")):  # without AMX: AVX512-BF16
         return "bf16", "auto"
     return "fp32", "auto"
 
