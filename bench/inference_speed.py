@@ -4,7 +4,7 @@ A 784-400-20 VAE (random weights, or --checkpoint) is exported by the real expor
 then each contender reconstructs batches of 1 and 256 images with the same thread budget. Contenders are run in
 interleaved rounds, so load from other processes falls on all of them alike; the median of every call is reported.
 
-    .venv/bin/python bench/inference_speed.py [--threads 2] [--rounds 20] [--checkpoint models/sample/best.pt]
+    .venv/bin/python bench/inference_speed.py [--threads 2] [--rounds 20] [--checkpoint models/vae/best.pt]
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from onnx_helpers import make_checkpoint, make_prepared  # noqa: E402
 
-from vaeops.checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
-from vaeops.export import export  # noqa: E402
-from vaeops.inference import OnnxVAE, session_options  # noqa: E402
-from vaeops.params import load_params  # noqa: E402
+from vaeops.core.params import load_params  # noqa: E402
+from vaeops.serving.export import export  # noqa: E402
+from vaeops.serving.inference import OnnxVAE, session_options  # noqa: E402
+from vaeops.training.checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
 
 TARGET_P50_US = 25.0
 TARGET_IMAGES_PER_S = 250_000
@@ -71,7 +71,7 @@ def contenders(model: torch.nn.Module, onnx_dir: Path, threads: int, batch: int)
         "ORT reconstruct (x, eps=0)": lambda: with_eps.run(["x_hat"], {"x": x, "eps": zeros}),
         "ORT reconstruct_mean (fused)": lambda: fused.run(["x_hat"], {"x": x}),
         "ORT fused + IOBinding": lambda: fused.run_with_iobinding(binding),
-        "vaeops.inference reconstruct": lambda: library.reconstruct(x),
+        "vaeops.serving.inference reconstruct": lambda: library.reconstruct(x),
     }
 
 

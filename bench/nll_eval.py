@@ -2,11 +2,11 @@
 
 Without --checkpoint it prepares MNIST and trains the model with the project's own stage functions (`prepare`,
 `train`: dynamic binarization, --epochs epochs), then binarizes the test set once (fixed, recorded seed, as in the
-IWAE paper). It times `vaeops.estimators.nll_estimate` on all test images, and a straightforward eager loop (per
+IWAE paper). It times `vaeops.evaluation.estimators.nll_estimate` on all test images, and a straightforward eager loop (per
 image, per chunk of samples, objective.log_importance_weights + iwae_bound) on a subset, extrapolated, for the ratio.
 
     python bench/nll_eval.py --mnist ../shared/data/mnist --epochs 10
-    python bench/nll_eval.py --checkpoint models/sample/best.pt --prepared data/prepared
+    python bench/nll_eval.py --checkpoint models/vae/best.pt --prepared data/prepared
 """
 
 from __future__ import annotations
@@ -20,20 +20,20 @@ from pathlib import Path
 
 import torch
 
-from vaeops.binarize import binarize_static
-from vaeops.checkpoint import load_model
-from vaeops.estimators import (
+from vaeops.core.params import load_params
+from vaeops.data.prepare import prepare
+from vaeops.data.splits import load_split, manifest_sha256
+from vaeops.evaluation.estimators import (
     available_cores,
     bf16_matmul_supported,
     nll_estimate,
     paired_summary,
     reconstruction_errors,
 )
-from vaeops.objective import iwae_bound, log_importance_weights
-from vaeops.params import load_params
-from vaeops.prepare import prepare
-from vaeops.splits import load_split, manifest_sha256
-from vaeops.train import train
+from vaeops.training.binarize import binarize_static
+from vaeops.training.checkpoint import load_model
+from vaeops.training.objective import iwae_bound, log_importance_weights
+from vaeops.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_BINARIZATION_SEED = 0  # the one fixed draw of the binary test set (recorded so the NLL can be reproduced)
@@ -50,9 +50,9 @@ def train_model(mnist: Path, epochs: int, workdir: Path) -> tuple[Path, Path]:
     params = load_params(REPO / "params.yaml", overrides)
     started = time.perf_counter()
     prepare(params)
-    train(params, latent="sample")
+    train(params, variant="vae")
     print(f"prepared MNIST and trained 784-400-20 for {epochs} epochs in {time.perf_counter() - started:.0f} s")
-    return workdir / "models" / "sample" / "best.pt", workdir / "prepared"
+    return workdir / "models" / "vae" / "best.pt", workdir / "prepared"
 
 
 def eager_nll(model, x: torch.Tensor, samples: int, chunk: int, seed: int) -> torch.Tensor:

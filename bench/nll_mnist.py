@@ -6,7 +6,7 @@ epochs. Both models here are trained by the project's own `prepare` and `train` 
 --batch-size, a 10% validation split carved out of the 60,000 training images) for --epochs epochs, or for as many
 whole epochs as fit in a wall-time budget of --minutes (rounds of epochs, each continued from the last with the train
 stage's own resume, which ends bitwise where one uninterrupted run of that many epochs would), then scored from the
-best validation checkpoint with `vaeops.estimators.nll_estimate` on the test set binarized once with a fixed seed.
+best validation checkpoint with `vaeops.evaluation.estimators.nll_estimate` on the test set binarized once with a fixed seed.
 
     python bench/nll_mnist.py --mnist ../shared/data/mnist --epochs 5
     python bench/nll_mnist.py --objectives iwae --minutes 60 --threads 1   # one objective per core, side by side
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from vaeops.binarize import binarize_static
-from vaeops.checkpoint import load_model
-from vaeops.estimators import nll_estimate
-from vaeops.params import load_params
-from vaeops.prepare import prepare
-from vaeops.splits import load_split, manifest_sha256
-from vaeops.train import train
+from vaeops.core.params import load_params
+from vaeops.data.prepare import prepare
+from vaeops.data.splits import load_split, manifest_sha256
+from vaeops.evaluation.estimators import nll_estimate
+from vaeops.training.binarize import binarize_static
+from vaeops.training.checkpoint import load_model
+from vaeops.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_BINARIZATION_SEED = 0
@@ -47,14 +47,14 @@ def train_within(overridden: dict, minutes: float) -> dict:
     started = time.perf_counter()
     deadline = started + 60 * minutes
     params_for = lambda epochs: load_params(REPO / "params.yaml", {**overridden, "train.epochs": epochs})  # noqa: E731
-    summary = train(params_for(1), latent="sample")
+    summary = train(params_for(1), variant="vae")
     while True:
         done = summary["epochs_run"]
         pace = (time.perf_counter() - started) / done
         more = int((deadline - time.perf_counter()) / pace)
         if more < 1:
             return summary
-        summary = train(params_for(done + more), latent="sample", resume=True)
+        summary = train(params_for(done + more), variant="vae", resume=True)
 
 
 def overrides(args: argparse.Namespace, workdir: Path, objective: str) -> dict:
@@ -95,9 +95,9 @@ def main() -> None:
             if not (prepared / "manifest.json").exists():
                 prepare(params)
             started = time.perf_counter()
-            summary = train_within(overridden, args.minutes) if args.minutes else train(params, latent="sample")
+            summary = train_within(overridden, args.minutes) if args.minutes else train(params, variant="vae")
             train_seconds = time.perf_counter() - started
-            model, _ = load_model(workdir / objective / "models" / "sample" / "best.pt", manifest_sha256(prepared))
+            model, _ = load_model(workdir / objective / "models" / "vae" / "best.pt", manifest_sha256(prepared))
             images, _ = load_split(prepared, "test")
             x = binarize_static(torch.from_numpy(images.reshape(len(images), -1)[: args.images].copy()), TEST_BINARIZATION_SEED)
             started = time.perf_counter()

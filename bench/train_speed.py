@@ -2,7 +2,7 @@
 
 The baseline is the widely used PyTorch VAE example's loop: ReLU, Bernoulli on grey levels, 1 sample, batch 128,
 Adam 1e-3, 10 epochs, a test pass after every epoch, written the conventional way (a per-image Dataset, a DataLoader,
-default Adam, `loss.item()` every step). The project side is the real stage function `vaeops.train.train` (with its
+default Adam, `loss.item()` every step). The project side is the real stage function `vaeops.training.train.train` (with its
 per-epoch validation on the test images, checkpoints and dvclive logging), run twice on the same model:
 
 - "example settings": exactly the example's batch, learning rate and epochs (same work, faster loop);
@@ -36,7 +36,7 @@ LAYERS = {"input_dim": 784, "hidden": (400,), "latent_dim": 20}
 
 def load_mnist(folder: Path) -> dict[str, np.ndarray]:
     """The four IDX files as uint8 images (N, 784) and int64 labels, read with the project's IDX reader."""
-    from vaeops.idx import read_idx
+    from vaeops.data.idx import read_idx
 
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
@@ -48,7 +48,7 @@ def load_mnist(folder: Path) -> dict[str, np.ndarray]:
 @torch.no_grad()
 def test_nelbo(vae, x_test: torch.Tensor, seed: int = 0) -> float:
     """Negative ELBO per test image, one sample per image (the number the PyTorch example prints), in fp32."""
-    from vaeops.objective import elbo_terms
+    from vaeops.training.objective import elbo_terms
 
     torch.set_float32_matmul_precision("highest")
     gen = torch.Generator().manual_seed(seed)
@@ -61,8 +61,8 @@ def run_baseline(spec: dict) -> dict[str, float]:
     """The conventional loop: Dataset + DataLoader(shuffle) + default Adam + loss.item() per step + test each epoch."""
     from torch.utils.data import DataLoader, Dataset
 
-    from vaeops.model import VAE, ModelConfig
-    from vaeops.objective import elbo_terms
+    from vaeops.training.model import VAE, ModelConfig
+    from vaeops.training.objective import elbo_terms
 
     class GreyImages(Dataset):
         """One image per item, converted to a float tensor on access, like torchvision's MNIST with ToTensor()."""
@@ -105,15 +105,15 @@ def run_baseline(spec: dict) -> dict[str, float]:
 
 def run_project(spec: dict) -> dict[str, float]:
     """The train stage as `vaeops train` runs it with the spec's settings; the MNIST test set is its validation split."""
-    from vaeops.checkpoint import load_model
-    from vaeops.params import load_params
-    from vaeops.splits import load_split
-    from vaeops.train import train
+    from vaeops.core.params import load_params
+    from vaeops.data.splits import load_split
+    from vaeops.training.checkpoint import load_model
+    from vaeops.training.train import train
 
     workdir = Path(spec["workdir"])
     params = load_params(REPO / "params.yaml", overrides={
         "data.out_dir": spec["prepared"], "model.hidden": list(LAYERS["hidden"]), "model.latent_dim": LAYERS["latent_dim"],
-        "model.activation": "relu", "model.likelihood": "bernoulli", "train.latent": "sample", "train.objective": "elbo",
+        "model.activation": "relu", "model.likelihood": "bernoulli", "train.variant": "vae", "train.objective": "elbo",
         "train.samples": 1, "train.kl": "analytic", "train.kl_warmup_epochs": 0,
         **{f"train.{k}": v for k, v in spec["settings"].items()}, "train.grad_clip": 0.0, "train.early_stopping_patience": 0,
         "train.binarize": "none", "train.seed": 0, "train.device": "cpu", "train.threads": spec["threads"],
@@ -122,7 +122,7 @@ def run_project(spec: dict) -> dict[str, float]:
     })
     summary = train(params)
     end = time.time()
-    vae, _ = load_model(workdir / "models" / "sample" / "last.pt")
+    vae, _ = load_model(workdir / "models" / "vae" / "last.pt")
     x_test = torch.from_numpy(load_split(Path(spec["prepared"]), "test")[0].reshape(-1, 784))
     return {"end": end, "epoch": summary["train_seconds"] / spec["settings"]["epochs"], "test_nelbo": test_nelbo(vae, x_test)}
 
@@ -142,7 +142,7 @@ def timed(spec: dict) -> dict[str, float]:
 def prepare_mnist(mnist: dict[str, np.ndarray], prepared: Path) -> None:
     """Write MNIST in the prepare stage's format (grey levels in [0, 1]; the test set doubles as validation): the
     prepare stage's job, done once and not timed."""
-    from vaeops.splits import write_prepared
+    from vaeops.data.splits import write_prepared
 
     x_train = (mnist["train_images"] / np.float32(255)).reshape(-1, 28, 28).astype(np.float32)
     x_test = (mnist["test_images"] / np.float32(255)).reshape(-1, 28, 28).astype(np.float32)
@@ -155,7 +155,7 @@ def fastest_precision() -> tuple[str, str]:
     kind of CPU: with AMX, fp32 tensors and oneDNN's bf16 matmuls ("medium"; one thread, 2.8 ms against 3.2 ms with
     autocast); with AVX512-BF16 but no AMX (AMD Zen 4), bf16 autocast (two threads, 3.2 ms against 4.3 ms in fp32;
     "medium" gained only 4-8% there); elsewhere fp32."""
-    from vaeops.estimators import bf16_matmul_supported
+    from vaeops.evaluation.estimators import bf16_matmul_supported
 
     if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
         return "fp32", "medium"

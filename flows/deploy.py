@@ -1,7 +1,7 @@
 """The nightly retraining deployment: serve flows/retrain.py on a cron schedule, or register it with a work pool.
 
 Needs a real Prefect API (`prefect server start`, then PREFECT_API_URL): the temporary server that a plain
-`python flows/retrain.py` starts has no scheduler. See README, "Scheduling".
+`python flows/retrain.py` starts has no scheduler. See docs/pipeline.md, "Scheduling".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Retraining as a Prefect 3 flow: prepare -> validate -> train (sample, mean) -> evaluate -> export -> promote -> record.
+"""Retraining as a Prefect 3 flow: prepare -> validate -> train (vae, plugin) -> evaluate -> export -> promote -> record.
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`. The task cache is keyed on what dvc.yaml
 says the stage reads (file hashes + params values), so an unchanged stage is skipped. Run from the repo root:
@@ -11,8 +11,10 @@ import argparse
 import atexit
 import importlib
 import json
+import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +22,27 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
-from vaeops import record as dvc_record
-from vaeops.errors import CheckpointError, ExportError, ParamsError, TrainingDiverged, ValidationFailed, VaeopsError
-from vaeops.fingerprint import StageSpec, fingerprint, outputs_digest, stage_specs
-from vaeops.params import Params, load_params
+from vaeops.core.errors import (
+    CheckpointError,
+    ExportError,
+    ParamsError,
+    TrainingDiverged,
+    VaeopsError,
+    ValidationFailed,
+)
+from vaeops.core.params import Params, load_params
+from vaeops.lifecycle import record as dvc_record
+from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest, stage_specs
 
 # dvc.yaml stage -> (module, stage function, keyword arguments): the one implementation of each stage.
 STAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "prepare": ("vaeops.prepare", "prepare", {}),
-    "validate": ("vaeops.validate", "validate", {}),
-    "train@sample": ("vaeops.train", "train", {"latent": "sample"}),
-    "train@mean": ("vaeops.train", "train", {"latent": "mean"}),
-    "evaluate": ("vaeops.evaluate", "evaluate", {}),
-    "export": ("vaeops.export", "export", {}),
-    "promote": ("vaeops.promote", "promote", {}),
+    "prepare": ("vaeops.data.prepare", "prepare", {}),
+    "validate": ("vaeops.data.validate", "validate", {}),
+    "train@vae": ("vaeops.training.train", "train", {"variant": "vae"}),
+    "train@plugin": ("vaeops.training.train", "train", {"variant": "plugin"}),
+    "evaluate": ("vaeops.evaluation.evaluate", "evaluate", {}),
+    "export": ("vaeops.serving.export", "export", {}),
+    "promote": ("vaeops.lifecycle.promote", "promote", {}),
 }
 # Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks.
 PERMANENT = (ParamsError, ValidationFailed, TrainingDiverged, CheckpointError, ExportError)
@@ -89,7 +98,7 @@ def publish_validation(params: Params) -> None:
     report = read_json(params.validate.report)
     if not report:
         return
-    from vaeops.validate import summary  # the same text `vaeops validate` prints
+    from vaeops.data.validate import summary  # the same text `vaeops validate` prints
 
     failures = "".join(f"\n- {failure}" for failure in report.get("failures", []))
     create_markdown_artifact(key="validation-summary", description="Great Expectations gate",
@@ -97,8 +106,8 @@ def publish_validation(params: Params) -> None:
 
 
 def headline(params: Params) -> list[dict[str, Any]]:
-    """One row per evaluated model (sampled vs mean): test NLL, active units, collapse flag."""
-    from vaeops.promote import model_metrics
+    """One row per evaluated model (vae, plugin): test NLL, active units, collapse flag."""
+    from vaeops.lifecycle.promote import model_metrics
 
     path = Path(params.export.metrics)
     metrics = read_json(path)
@@ -109,7 +118,7 @@ def publish_results(params: Params, decision: dict[str, Any]) -> None:
     """Artifacts: the metrics table, the promotion decision with its reasons, and the evaluation report."""
     rows = headline(params)
     if rows:
-        create_table_artifact(key="metrics", table=rows, description="test split: sampled vs mean decoding")
+        create_table_artifact(key="metrics", table=rows, description="test split: each trained model variant")
     verdict = "promoted" if decision["promoted"] else "not promoted"
     reasons = "\n".join(f"- {reason}" for reason in decision["reasons"])
     create_markdown_artifact(key="promotion-decision", description=verdict,
@@ -124,6 +133,9 @@ def publish_results(params: Params, decision: dict[str, Any]) -> None:
 def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, params_file: str,
              done: dict[str, str], refresh: bool = False) -> dict[str, Any]:
     """Run one stage task (or take its cached result) and return its summary; a failed stage raises its error."""
+    logger = get_run_logger()
+    logger.info("%s: started", stage)
+    started = time.perf_counter()
     spec = specs[stage]
     extra = (params.data.source_dir,) if stage == "prepare" and params.data.source_dir else ()
     args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra))
@@ -132,6 +144,7 @@ def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, 
         # The inputs are unchanged but the outputs were changed or deleted since: the cache cannot stand in for them.
         state = run.with_options(refresh_cache=True)(*args, return_state=True)
     done[stage] = "failed" if not state.is_completed() else "skipped (cached)" if state.name == "Cached" else "ran"
+    logger.info("%s: %s in %.1f s", stage, done[stage], time.perf_counter() - started)
     return state.result()["summary"]
 
 
@@ -164,7 +177,7 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
             step("validate", validate_task)
         finally:
             publish_validation(params)
-        for stage in ("train@sample", "train@mean"):
+        for stage in ("train@vae", "train@plugin"):
             step(stage, train_task, refresh=force_retrain)
         step("evaluate", evaluate_task)
         step("export", export_task)
@@ -172,8 +185,11 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
         decision = read_json(params.promote.decision)
         outcome.update(metrics=headline(params), promotion=decision)
         publish_results(params, decision)
+        logger.info("record: started")
+        started = time.perf_counter()
         outcome["record"] = record_task(os.getcwd())
         done["record"] = "ran"
+        logger.info("record: ran in %.1f s", time.perf_counter() - started)
     except Exception as exc:
         logger.error("run stopped: %s\n%s", exc, format_summary(outcome))
         raise
@@ -202,6 +218,13 @@ def format_summary(outcome: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def quiet_task_states() -> None:
+    """Drop Prefect's "Finished in state Completed()" line per task from the terminal: run_step already logs each
+    stage's start and its end with the time taken. Failures, retries and every other task log line still show."""
+    logging.getLogger("prefect.task_runs").addFilter(
+        lambda record: not record.getMessage().startswith(("Finished in state Completed", "Finished in state Cached")))
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python flows/retrain.py`: one run of the flow, then the summary on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -210,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-dir", help="override data.source_dir: a folder with the four IDX files")
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
     args = parser.parse_args(argv)
+    quiet_task_states()
     lines: list[str] = []
     # Printed at exit, after Prefect has flushed its logs and stopped its temporary server (their exit handlers are
     # registered later, so they run first): the summary is the last thing on the terminal.

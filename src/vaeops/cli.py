@@ -6,17 +6,17 @@ import argparse
 import importlib
 import sys
 
-from vaeops.errors import VaeopsError
+from vaeops.core.errors import VaeopsError
 
 # subcommand -> (module, one-line help). Each module defines add_arguments(parser) and run_cli(args).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("vaeops.prepare", "load the configured data set, split it, write data/prepared/"),
-    "validate": ("vaeops.validate", "check every prepared split with Great Expectations; non-zero exit on failure"),
-    "train": ("vaeops.train", "train the VAE on the Monte-Carlo ELBO"),
-    "evaluate": ("vaeops.evaluate", "compare sampled and mean reconstructions, estimate the NLL, write the report"),
-    "export": ("vaeops.export", "export ONNX graphs and check them against PyTorch"),
-    "serve": ("vaeops.serve", "serve the exported ONNX model over HTTP"),
-    "promote": ("vaeops.promote", "promote a model to champion if it passes the gate"),
+    "prepare": ("vaeops.data.prepare", "load the configured data set, split it, write data/prepared/"),
+    "validate": ("vaeops.data.validate", "check every prepared split with Great Expectations; non-zero exit on failure"),
+    "train": ("vaeops.training.train", "train one model variant (vae: sampled z, plugin: z = mu) on the prepared data"),
+    "evaluate": ("vaeops.evaluation.evaluate", "compare sampled and mean reconstructions, estimate the NLL, write the report"),
+    "export": ("vaeops.serving.export", "export ONNX graphs and check them against PyTorch"),
+    "serve": ("vaeops.serving.serve", "serve the exported ONNX model over HTTP"),
+    "promote": ("vaeops.lifecycle.promote", "promote a model to champion if it passes the gate"),
 }
 
 

@@ -1,0 +1,20 @@
+"""Typed parameters: one dataclass module per params.yaml section, and the loader that reads and checks them all.
+
+`load_params()` is the one way the stages, the CLI, `dvc repro` and the Prefect flow read params.yaml.
+"""
+
+from vaeops.core.params.data import DATASETS, DataParams
+from vaeops.core.params.evaluate import EvaluateParams
+from vaeops.core.params.export import ExportParams
+from vaeops.core.params.loader import DEFAULT_PARAMS_PATH, SECTIONS, Params, build_section, load_params, parse_params
+from vaeops.core.params.model import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, ModelParams
+from vaeops.core.params.promote import PromoteParams
+from vaeops.core.params.serve import ServeParams
+from vaeops.core.params.train import VARIANTS, TrainParams
+from vaeops.core.params.validate import ValidateParams
+
+__all__ = [
+    "DATASETS", "DEFAULT_PARAMS_PATH", "MODEL_ACTIVATIONS", "MODEL_LIKELIHOODS", "SECTIONS", "VARIANTS",
+    "DataParams", "EvaluateParams", "ExportParams", "ModelParams", "Params", "PromoteParams", "ServeParams",
+    "TrainParams", "ValidateParams", "build_section", "load_params", "parse_params",
+]

@@ -1,0 +1,22 @@
+"""`promote` section: the gate a new model passes to replace the champion that `vaeops serve` reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vaeops.core.errors import ParamsError
+
+
+@dataclass(frozen=True)
+class PromoteParams:
+    """`promote` section: where the champion lives, where the decision goes, and the NLL margin."""
+
+    champion_dir: str = "champion"
+    decision: str = "reports/promotion.json"
+    nll_margin: float = 0.05
+
+    def check(self) -> None:
+        if not self.champion_dir.strip() or not self.decision.strip():
+            raise ParamsError("promote.champion_dir and promote.decision must be non-empty paths")
+        if self.nll_margin < 0:
+            raise ParamsError(f"promote.nll_margin must be >= 0 nats, got {self.nll_margin}")

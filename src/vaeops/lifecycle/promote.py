@@ -1,0 +1,146 @@
+"""Promotion gate: a new export replaces the champion that `vaeops serve` reads only if it passes every check."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any
+
+from vaeops.core.errors import DataError
+from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
+from vaeops.core.params import Params, load_params
+from vaeops.serving.inference import MANIFEST, read_graph, read_manifest
+
+METRICS = "metrics.json"
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """Read one JSON object the gate needs; a missing or unreadable file is an error naming the stage that makes it."""
+    return read_json_object(path, what, DataError, "run the pipeline up to this stage first")
+
+
+def model_metrics(metrics: dict[str, Any], model: str, path: Path) -> dict[str, Any]:
+    """The headline numbers of one model variant (`vae` or `plugin`) in reports/metrics.json: test NLL, active units, collapse."""
+    entry = metrics.get("models", {}).get(model)
+    if not isinstance(entry, dict) or not isinstance(entry.get("nll"), (int, float)):
+        raise DataError(f"{path} has no test NLL for model {model!r}; re-run `vaeops evaluate`")
+    return {"nll": float(entry["nll"]), "active_units": entry.get("active_units"), "collapsed": bool(entry.get("collapsed", False))}
+
+
+def verify_export(export_dir: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The export manifest and the bytes of every graph file, each checked against the sha256 the manifest names."""
+    manifest = read_manifest(export_dir)
+    return manifest, {entry["file"]: read_graph(export_dir, manifest, name) for name, entry in manifest["graphs"].items()}
+
+
+def candidate_evidence(params: Params) -> dict[str, Any]:
+    """What the gate knows about the new model: its export, its validation verdict, its metrics."""
+    export_dir = Path(params.export.out_dir)
+    manifest, _ = verify_export(export_dir)
+    validation = read_json(Path(params.validate.report), "validation report")
+    metrics_path = Path(params.export.metrics)
+    model = Path(manifest["checkpoint"]).parent.name  # models/<variant>/best.pt
+    numbers = model_metrics(read_json(metrics_path, "evaluation metrics"), model, metrics_path)
+    return {
+        "model": model,
+        "model_version": manifest["model_version"],
+        "data_sha256": manifest["data_sha256"],
+        "validation_passed": validation.get("success") is True,
+        "validated_data_sha256": validation.get("data_sha256"),
+        "parity": manifest.get("parity"),
+        **numbers,
+    }
+
+
+def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
+    """The current champion's version and test NLL, or None when no champion has been promoted yet."""
+    if not (champion_dir / MANIFEST).is_file():
+        return None
+    manifest, _ = verify_export(champion_dir)
+    model = Path(manifest["checkpoint"]).parent.name
+    numbers = model_metrics(read_json(champion_dir / METRICS, "champion metrics"), model, champion_dir / METRICS)
+    return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": numbers["nll"]}
+
+
+def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float) -> tuple[bool, list[str]]:
+    """Pure gate: (promote?, one reason per check). Every check is evaluated, so a rejection lists all its causes."""
+    checks: list[tuple[bool, str]] = []
+    same_data = candidate["validated_data_sha256"] == candidate["data_sha256"]
+    checks.append((candidate["validation_passed"] and same_data,
+                   "validation passed on the data the model was trained on" if candidate["validation_passed"] and same_data
+                   else "validation did not pass" if not candidate["validation_passed"]
+                   else "the validation report is for other data than the model was trained on"))
+    parity = candidate["parity"]
+    checks.append((isinstance(parity, dict),
+                   f"ONNX parity passed on {parity['images']} images (atol {parity['atol']}, rtol {parity['rtol']})"
+                   if isinstance(parity, dict) else "the export manifest records no ONNX parity check"))
+    units = candidate["active_units"]
+    checks.append((not candidate["collapsed"],
+                   f"posterior collapsed ({units} active units)" if candidate["collapsed"]
+                   else f"posterior not collapsed ({units} active units)"))
+    nll = candidate["nll"]
+    if champion is None:
+        checks.append((True, f"no champion yet: test NLL {nll:.3f} nats becomes the baseline"))
+    else:
+        gain = champion["nll"] - nll
+        # After new data arrives the two NLLs come from different test sets: still the gate, but say so.
+        other_data = "" if champion["data_sha256"] == candidate["data_sha256"] else " (champion measured on other data)"
+        checks.append((gain > margin,
+                       f"test NLL {nll:.3f} nats vs champion {champion['model_version']} {champion['nll']:.3f}{other_data}: "
+                       f"gain {gain:.3f} {'>' if gain > margin else '<='} margin {margin}"))
+    return all(ok for ok, _ in checks), [("pass: " if ok else "fail: ") + text for ok, text in checks]
+
+
+def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any]) -> None:
+    """Put the export (graphs + manifest), its metrics and the decision into the champion folder in one atomic swap."""
+    _, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
+    with atomic_directory(champion_dir) as staging:
+        for file_name, data in graphs.items():
+            (staging / file_name).write_bytes(data)
+        shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
+        shutil.copyfile(metrics_path, staging / METRICS)
+        write_json_atomic(staging / "promotion.json", decision)
+    verify_export(champion_dir)
+
+
+def promote(params: Params) -> dict[str, Any]:
+    """Stage function: judge the exported model, replace the champion only if it wins, record the decision as JSON."""
+    cfg = params.promote
+    champion_dir = Path(cfg.champion_dir)
+    candidate = candidate_evidence(params)
+    champion = champion_evidence(champion_dir)
+    promoted, reasons = decide(candidate, champion, cfg.nll_margin)
+    decision = {
+        "promoted": promoted,
+        "reasons": reasons,
+        "challenger": candidate,
+        "previous_champion": champion,
+        "champion": candidate["model_version"] if promoted else (champion or {}).get("model_version"),
+        "champion_dir": str(champion_dir),
+        "nll_margin": cfg.nll_margin,
+    }
+    if promoted:
+        install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision)
+    # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.
+    champion_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cfg.decision, decision)
+    return decision
+
+
+def summary(decision: dict[str, Any]) -> str:
+    """A few lines for the terminal: the verdict, then one line per check."""
+    verdict = "PROMOTED" if decision["promoted"] else "NOT PROMOTED"
+    head = f"{verdict}: {decision['challenger']['model_version']} (champion now: {decision['champion'] or 'none'}, in {decision['champion_dir']}/)"
+    return "\n".join([head, *(f"  {reason}" for reason in decision["reasons"])])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options beyond --params: the gate's settings live in the `promote` section."""
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """`vaeops promote`: run the gate and print the decision (exit 0 whether or not the model was promoted)."""
+    params = load_params(args.params)
+    print(summary(promote(params)))
+    print(f"decision: {params.promote.decision}")

@@ -1,0 +1,289 @@
+"""Export stage: the trained VAE as deterministic ONNX graphs with metadata, checked against PyTorch, plus a manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+from torch import nn
+
+from vaeops.core import __version__
+from vaeops.core.errors import ExportError
+from vaeops.core.fileio import atomic_directory, read_json_object, sha256_bytes, sha256_file
+from vaeops.core.params import Params, load_params
+from vaeops.data import splits
+from vaeops.serving.inference import MANIFEST, MANIFEST_FORMAT, METADATA_PREFIX
+from vaeops.training.checkpoint import load_model
+from vaeops.training.model import VAE
+
+# Ops whose output changes from run to run: none may appear in an exported graph (noise comes in as `eps`).
+RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+# Logs one warning per torchvision op on every export when torchvision is absent (it is not needed here).
+NOISY_LOGGER = "torch.onnx._internal.exporter._registration"
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+class _Encoder(nn.Module):
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.vae.encode(x)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.pixel_mean(self.vae.decode(z))
+
+
+class _Reconstruct(nn.Module):
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return self.vae(x, eps)
+
+
+class _ReconstructMean(nn.Module):
+    # A fused x -> x_hat graph for the hot path: no eps input to allocate, no exp/mul/add to run.
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae(x)
+
+
+def graph_specs(vae: VAE) -> dict[str, tuple[nn.Module, list[str], list[str]]]:
+    """The graphs to export: name -> (module in eval mode, input names, output names)."""
+    return {
+        "encoder": (_Encoder(vae).eval(), ["x"], ["mu", "logvar"]),
+        "decoder": (_Decoder(vae).eval(), ["z"], ["x_hat"]),
+        "reconstruct": (_Reconstruct(vae).eval(), ["x", "eps"], ["x_hat"]),
+        "reconstruct_mean": (_ReconstructMean(vae).eval(), ["x"], ["x_hat"]),
+    }
+
+
+def example_inputs(input_names: list[str], input_dim: int, latent_dim: int) -> dict[str, torch.Tensor]:
+    """Trace inputs: batch 2, since torch.export specialises sizes 0 and 1 and the batch must stay symbolic."""
+    widths = {"x": input_dim, "eps": latent_dim, "z": latent_dim}
+    return {name: torch.full((2, widths[name]), 0.5) for name in input_names}
+
+
+def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], opset: int) -> onnx.ModelProto:
+    """Export one module with the dynamo exporter and a symbolic batch dimension shared by every input."""
+    batch = torch.export.Dim("batch", min=1)
+    logger = logging.getLogger(NOISY_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter warns that the shared batch axis is renamed
+            program = torch.onnx.export(
+                module,
+                tuple(inputs.values()),
+                dynamo=True,
+                input_names=list(inputs),
+                output_names=output_names,
+                dynamic_shapes={name: {0: batch} for name in inputs},
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types (torch.export, onnxscript, ...)
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__.lstrip('_')}: {exc}") from None
+    finally:
+        logger.setLevel(level)
+    return strip_source_paths(program.model_proto)
+
+
+def strip_source_paths(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the exporter's per-node Python stack traces: they hold absolute paths of this checkout, so two clones
+    would write different bytes for the same model (and DVC would see a new model version)."""
+    nodes = [*proto.graph.node, *(node for function in proto.functions for node in function.node)]
+    for node in nodes:
+        kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE_KEY]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    return proto
+
+
+def check_graph(name: str, proto: onnx.ModelProto) -> None:
+    """Run the full ONNX checker (with shape inference) and refuse graphs that contain random ops."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"{name}: the ONNX checker rejected the graph: {exc}") from None
+    random_ops = sorted({node.op_type for node in proto.graph.node} & RANDOM_OPS)
+    if random_ops:
+        raise ExportError(f"{name}: the graph contains random ops {random_ops}; exported graphs must be deterministic")
+    for value in (*proto.graph.input, *proto.graph.output):
+        first = value.type.tensor_type.shape.dim[0]
+        if not first.dim_param:
+            raise ExportError(f"{name}: {value.name} has a fixed batch dimension {first.dim_value}; it must be dynamic")
+
+
+def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """Replace the model's metadata_props with `metadata` (string keys and values, as ONNX requires)."""
+    del proto.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        proto.metadata_props.add(key=key, value=value)
+
+
+def compare(name: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, float]:
+    """Element-wise |actual - expected| <= atol + rtol * |expected| on every output; ExportError naming the worst one."""
+    report = {}
+    for output, reference in expected.items():
+        got = actual[output]
+        if got.shape != reference.shape:
+            raise ExportError(f"{name}.{output}: onnxruntime shape {got.shape} differs from PyTorch {reference.shape}")
+        error = np.abs(got.astype(np.float64) - reference)
+        excess = error - (atol + rtol * np.abs(reference))
+        worst = int(np.argmax(excess))
+        if not np.all(np.isfinite(got)) or excess.flat[worst] > 0:
+            raise ExportError(
+                f"{name}.{output}: onnxruntime differs from PyTorch beyond atol={atol}, rtol={rtol}: "
+                f"max |diff| {error.max():.3g} (at flat index {worst}, torch {reference.flat[worst]:.6g}, "
+                f"onnx {got.flat[worst]:.6g}); previous export left untouched"
+            )
+        report[output] = float(error.max())
+    return report
+
+
+def parity(name: str, proto_bytes: bytes, module: nn.Module, feeds: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, float]:
+    """Run the same batch through PyTorch and onnxruntime (CPU) and compare every output."""
+    session = onnxruntime.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
+    output_names = [output.name for output in session.get_outputs()]
+    actual = dict(zip(output_names, session.run(output_names, feeds)))
+    with torch.inference_mode():
+        result = module(*(torch.from_numpy(feeds[inp.name]) for inp in session.get_inputs()))
+    result = result if isinstance(result, tuple) else (result,)
+    expected = {key: value.double().numpy() for key, value in zip(output_names, result)}
+    return compare(name, expected, actual, atol, rtol)
+
+
+def headline_metrics(path: Path, model_name: str, data_sha256: str) -> dict[str, Any]:
+    """The evaluation numbers of this model (`models.<name>` in reports/metrics.json) with their context; {} when
+    the file is absent or did not measure this model. Metrics of other data are refused rather than embedded."""
+    if not path.exists():
+        return {}
+    raw = read_json_object(path, "evaluation metrics", ExportError)
+    if raw.get("data_sha256", data_sha256) != data_sha256:
+        raise ExportError(f"{path} measured data {str(raw['data_sha256'])[:12]}..., but the model was trained on "
+                          f"{data_sha256[:12]}...; re-run `vaeops evaluate` before exporting")
+    entry = raw.get("models", {}).get(model_name)
+    if not isinstance(entry, dict):
+        return {}
+    context = {key: raw[key] for key in ("dataset", "split", "images", "nll_k") if key in raw}
+    numbers = {key: value for key, value in entry.items() if isinstance(value, (int, float, bool))}
+    return {**context, **numbers}
+
+
+def describe_model(state: dict[str, Any], checkpoint: Path, checkpoint_sha: str, image_shape: tuple[int, ...], metrics: dict[str, float]) -> dict[str, Any]:
+    """The facts every exported file and the manifest carry about the model they came from."""
+    if "params" not in state or "data_sha256" not in state:
+        raise ExportError(f"{checkpoint} lacks 'params' or 'data_sha256'; it was not written by `vaeops train`")
+    config = state["model_config"]
+    return {
+        "model_version": f"{checkpoint.parent.name}@{checkpoint_sha[:12]}",
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": checkpoint_sha,
+        "epoch": state.get("epoch"),
+        "params_sha256": sha256_bytes(json.dumps(state["params"], sort_keys=True, default=str).encode("utf-8")),
+        "data_sha256": state["data_sha256"],
+        "input_dim": config["input_dim"],
+        "latent_dim": config["latent_dim"],
+        "image_shape": list(image_shape),
+        "likelihood": config["likelihood"],
+        "metrics": metrics,
+        "vaeops_version": __version__,
+    }
+
+
+def metadata_props(info: dict[str, Any], graph: str) -> dict[str, str]:
+    """The model description as ONNX metadata_props: flat string pairs under the vaeops. prefix."""
+    keys = ("model_version", "checkpoint_sha256", "params_sha256", "data_sha256", "latent_dim", "likelihood", "vaeops_version")
+    props = {f"{METADATA_PREFIX}{key}": str(info[key]) for key in keys}
+    props[f"{METADATA_PREFIX}image_shape"] = json.dumps(info["image_shape"])
+    props[f"{METADATA_PREFIX}metrics"] = json.dumps(info["metrics"], sort_keys=True)
+    props[f"{METADATA_PREFIX}graph"] = graph
+    return props
+
+
+def export(params: Params) -> dict[str, Any]:
+    """Export the configured checkpoint, check every graph, and swap models/onnx/ in only if all checks pass."""
+    cfg = params.export
+    checkpoint = Path(cfg.checkpoint)
+    prepared = params.data.out_dir
+    model, state = load_model(checkpoint, expected_data_sha256=splits.manifest_sha256(prepared))
+    images, _ = splits.load_split(prepared, "test")
+    image_shape = tuple(images.shape[1:])
+    if int(np.prod(image_shape)) != model.config.input_dim:
+        raise ExportError(f"test images {image_shape} do not match the model's input size {model.config.input_dim}")
+    metrics = headline_metrics(Path(cfg.metrics), checkpoint.parent.name, state.get("data_sha256", ""))
+    info = describe_model(state, checkpoint, sha256_file(checkpoint), image_shape, metrics)
+
+    # Parity batch: real test images, and seeded noise / latents for the graphs that take them.
+    rng = np.random.default_rng(0)
+    x = np.ascontiguousarray(images[: cfg.parity_images].reshape(-1, model.config.input_dim), dtype=np.float32)
+    noise = rng.standard_normal((len(x), model.config.latent_dim), dtype=np.float32)
+    batches = {"x": x, "eps": noise, "z": noise}
+
+    graphs: dict[str, bytes] = {}
+    entries: dict[str, Any] = {}
+    for name, (module, input_names, output_names) in graph_specs(model).items():
+        proto = export_graph(module, example_inputs(input_names, model.config.input_dim, model.config.latent_dim), output_names, cfg.opset)
+        set_metadata(proto, metadata_props(info, name))
+        check_graph(name, proto)
+        data = proto.SerializeToString()
+        errors = {}
+        for size in (len(x), 1):  # the full batch and a single image: the batch dimension must really be dynamic
+            feeds = {inp: batches[inp][:size] for inp in input_names}
+            errors = {k: max(v, errors.get(k, 0.0)) for k, v in parity(name, data, module, feeds, cfg.atol, cfg.rtol).items()}
+        graphs[name] = data
+        entries[name] = {
+            "file": f"{name}.onnx",
+            "sha256": sha256_bytes(data),
+            "bytes": len(data),
+            "inputs": input_names,
+            "outputs": output_names,
+            "max_abs_error": errors,
+        }
+
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        **info,
+        "opset": cfg.opset,
+        "parity": {"images": len(x), "atol": cfg.atol, "rtol": cfg.rtol},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+        "graphs": entries,
+    }
+    with atomic_directory(cfg.out_dir) as staging:
+        for name, data in graphs.items():
+            (staging / entries[name]["file"]).write_bytes(data)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+def run_cli(args: Any) -> None:
+    """`vaeops export`: export, check, and print where the graphs went."""
+    params = load_params(args.params)
+    manifest = export(params)
+    out_dir = params.export.out_dir
+    for name, entry in manifest["graphs"].items():
+        worst = max(entry["max_abs_error"].values())
+        print(f"{name:17s} {entry['bytes']:>10,d} bytes  max |onnx - torch| {worst:.2e}  -> {out_dir}/{entry['file']}")
+    print(f"model {manifest['model_version']}  latent {manifest['latent_dim']}  image {manifest['image_shape']}  opset {manifest['opset']}")

@@ -1,0 +1,269 @@
+"""Inference library: the exported VAE under onnxruntime, with checked inputs and files; importable without torch."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import numbers
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnxruntime as ort
+
+from vaeops.core.errors import BatchTooLarge, InferenceFailed, InputError, ModelFileError, ParamsError
+from vaeops.core.fileio import read_json_object, sha256_bytes
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "vaeops-onnx/1"
+METADATA_PREFIX = "vaeops."
+GRAPHS = ("encoder", "decoder", "reconstruct", "reconstruct_mean")
+MODES = ("mean", "sample")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+CPU_PROVIDER = "CPUExecutionProvider"
+DECODE_CHUNK = 4096  # latents per decoder run in sampled reconstruction: bounds working memory
+ORT_DEFAULT_SEVERITY = 2
+
+
+def read_manifest(model_dir: str | Path) -> dict[str, Any]:
+    """Read and sanity-check the export manifest of a model folder."""
+    path = Path(model_dir) / MANIFEST
+    manifest = read_json_object(path, "export manifest", ModelFileError,
+                                "run `vaeops export`, or point serve.model_dir at an export")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ModelFileError(f"{path} is not a {MANIFEST_FORMAT} export manifest")
+    missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
+    if missing:
+        raise ModelFileError(f"{path} names no file for graph(s) {', '.join(missing)}")
+    return manifest
+
+
+def read_graph(model_dir: str | Path, manifest: dict[str, Any], name: str) -> bytes:
+    """Read one graph file named by the manifest and return its bytes only if its sha256 matches."""
+    entry = manifest["graphs"][name]
+    file_name = str(entry.get("file", ""))
+    # Only plain file names inside the model folder: a manifest must not point the loader elsewhere.
+    if not file_name or Path(file_name).name != file_name or file_name in (".", ".."):
+        raise ModelFileError(f"manifest entry {name!r} names {file_name!r}, not a file inside {model_dir}")
+    path = Path(model_dir) / file_name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}, named by the export manifest: {exc.strerror}") from None
+    if sha256_bytes(data) != entry.get("sha256"):
+        raise ModelFileError(
+            f"{path} does not match the export manifest (sha256 {sha256_bytes(data)[:12]}..., expected "
+            f"{str(entry.get('sha256'))[:12]}...; {len(data)} bytes, expected {entry.get('bytes')}): "
+            "the file was modified or truncated; refusing to load it, re-run `vaeops export`"
+        )
+    return data
+
+
+def choose_providers(model: bytes, requested: list[str] | None = None) -> list[str]:
+    """Providers for the sessions: `requested` if given, else the best GPU provider that really loads, then CPU.
+
+    A GPU build of onnxruntime lists CUDA and TensorRT even where their libraries or the GPU are missing and then
+    silently falls back to CPU, so each candidate is tried once, quietly, on the model itself.
+    """
+    available = ort.get_available_providers()
+    if requested:
+        unknown = [p for p in requested if p not in available]
+        if unknown:
+            raise ParamsError(f"execution provider(s) {unknown} not available here; available: {available}")
+        return list(requested)
+    for index, provider in enumerate(GPU_PROVIDERS):
+        if provider not in available:
+            continue
+        candidates = [p for p in GPU_PROVIDERS[index:] if p in available] + [CPU_PROVIDER]
+        ort.set_default_logger_severity(4)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the TensorRT fallback prints a banner on stdout
+                got = ort.InferenceSession(model, providers=candidates).get_providers()
+        except Exception:  # a provider that fails to initialise is simply not usable here
+            got = []
+        finally:
+            ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+        if got and got[0] == provider:
+            return candidates
+    return [CPU_PROVIDER]
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Latency-oriented options: full graph optimisation, sequential execution, `threads` intra-op threads."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+def as_array(value: Any, what: str) -> np.ndarray:
+    """Turn nested lists or an array into a numeric array, refusing what cannot be converted without guessing."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{what} must be a rectangular array of numbers (nested lists of equal length): {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{what} must hold real numbers, got dtype {array.dtype} (strings, objects, None and complex are refused)")
+    return array
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    """Refuse NaN and infinite values, naming how many there are and where the first one is."""
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))
+        raise InputError(f"{what} contains {len(bad)} NaN or infinite value(s), first at index {tuple(int(i) for i in bad[0])}")
+
+
+def check_count(count: int, limit: int, what: str) -> None:
+    """Refuse an empty batch, or one above the configured limit."""
+    if count == 0:
+        raise InputError(f"{what}: empty batch (no rows)")
+    if count > limit:
+        raise BatchTooLarge(f"{what}: batch of {count} is above the limit of {limit}; split it into smaller requests")
+
+
+def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """An integer option in [low, high]; bools and floats are refused rather than truncated."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        error = BatchTooLarge if high is not None and value > high else InputError
+        raise error(f"{name} must be in {bound}, got {value}")
+    return int(value)
+
+
+class OnnxVAE:
+    """The exported VAE: encode, decode, reconstruct (mean or sampled) and generate, on the best provider here."""
+
+    def __init__(self, model_dir: str | Path, max_batch: int = 256, max_samples: int = 64, threads: int = 0, providers: list[str] | None = None):
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        self.max_batch = max_batch
+        self.max_samples = max_samples
+        graphs = {name: read_graph(self.model_dir, self.manifest, name) for name in GRAPHS}
+        chosen = choose_providers(graphs["reconstruct_mean"], providers)
+        options = session_options(threads)
+        try:
+            self.sessions = {name: ort.InferenceSession(data, options, providers=chosen) for name, data in graphs.items()}
+        except Exception as exc:  # onnxruntime's own types: the file passed its sha256 check, so the export is broken
+            raise ModelFileError(f"onnxruntime cannot load the graphs in {self.model_dir}: {exc}") from None
+        for name, session in self.sessions.items():
+            version = session.get_modelmeta().custom_metadata_map.get(f"{METADATA_PREFIX}model_version")
+            if version != self.manifest["model_version"]:
+                raise ModelFileError(f"{name}: model version {version!r} in the file differs from the manifest's {self.manifest['model_version']!r}")
+        self.providers = self.sessions["reconstruct_mean"].get_providers()
+        self.input_shapes = {name: [(i.name, i.shape) for i in s.get_inputs()] for name, s in self.sessions.items()}
+        self.image_shape = tuple(self.manifest["image_shape"])
+        self.input_dim = int(self.manifest["input_dim"])
+        self.latent_dim = int(self.manifest["latent_dim"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What a client needs to know about the model: versions, shapes, likelihood, metrics, providers, limits."""
+        keys = ("model_version", "params_sha256", "data_sha256", "checkpoint_sha256", "epoch", "latent_dim",
+                "input_dim", "image_shape", "likelihood", "metrics", "opset", "parity")
+        return {**{key: self.manifest.get(key) for key in keys}, "providers": self.providers,
+                "max_batch": self.max_batch, "max_samples": self.max_samples}
+
+    def _images(self, images: Any) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], bool]:
+        """Validate images; return them as float32 (N, D), a function giving outputs the caller's layout, and
+        whether the caller passed one image rather than a batch."""
+        array = as_array(images, "images")
+        if array.size == 0:
+            raise InputError(f"images: empty batch (no values, shape {array.shape})")
+        shape, (h, w), d = array.shape, self.image_shape, self.input_dim
+        single = shape in ((d,), (h, w))
+        if single:
+            array, restore = array.reshape(1, d), lambda out: out.reshape(shape)
+        elif (array.ndim == 2 and shape[1] == d) or (array.ndim == 3 and shape[1:] == (h, w)):
+            array, restore = array.reshape(len(array), d), lambda out: out.reshape((len(out), *shape[1:]))
+        else:
+            raise InputError(
+                f"images have shape {shape}; expected one image ({h}, {w}) or ({d},), or a batch (N, {h}, {w}) or (N, {d})"
+            )
+        check_count(len(array), self.max_batch, "images")
+        # One min and one max settle both checks on the fast path: NaN makes either comparison false, inf the range.
+        low, high = array.min(), array.max()
+        if not (low >= 0 and high <= 1):
+            check_finite(array, "images")
+            hint = " (scale 0-255 images to [0, 1] first)" if array.dtype.kind in "iu" or high > 1.5 else ""
+            raise InputError(f"image values must lie in [0, 1], got min {low:.6g}, max {high:.6g}{hint}")
+        return np.ascontiguousarray(array, dtype=np.float32), restore, single
+
+    def _latents(self, z: Any) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """Validate latents (L,) or (N, L); return float32 (N, L) and a function shaping decoded images."""
+        array = as_array(z, "z")
+        if array.size == 0:
+            raise InputError(f"z: empty batch (no values, shape {array.shape})")
+        check_finite(array, "z")
+        if array.shape == (self.latent_dim,):
+            array, restore = array.reshape(1, -1), lambda out: out.reshape(self.image_shape)
+        elif array.ndim == 2 and array.shape[1] == self.latent_dim:
+            restore = lambda out: out.reshape((len(out), *self.image_shape))  # noqa: E731
+        else:
+            raise InputError(f"z has shape {array.shape}; expected ({self.latent_dim},) or (N, {self.latent_dim})")
+        check_count(len(array), self.max_batch, "z")
+        return np.ascontiguousarray(array, dtype=np.float32), restore
+
+    def _run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run one graph; onnxruntime's exception types never reach the caller."""
+        for name, shape in self.input_shapes[graph]:  # last guard: validation above should already guarantee this
+            array = feeds[name]
+            if array.dtype != np.float32 or array.ndim != len(shape) or any(
+                isinstance(dim, int) and dim != got for dim, got in zip(shape, array.shape)
+            ):
+                raise InputError(f"{graph}.{name}: got {array.dtype} {array.shape}, the graph expects float32 {shape}")
+        try:
+            return self.sessions[graph].run(None, feeds)
+        except Exception as exc:
+            raise InferenceFailed(f"onnxruntime failed running {graph}: {exc}") from None
+
+    def encode(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior parameters of each image: (mu, logvar), each (N, latent) or (latent,) for a single image."""
+        x, _, single = self._images(images)
+        mu, logvar = self._run("encoder", {"x": x})
+        return (mu[0], logvar[0]) if single else (mu, logvar)
+
+    def decode(self, z: Any) -> np.ndarray:
+        """Pixel probabilities (Bernoulli) or means (Gaussian) for latents z, as images (N, H, W) or (H, W)."""
+        array, restore = self._latents(z)
+        return restore(self._run("decoder", {"z": array})[0])
+
+    def reconstruct(self, images: Any, mode: str = "mean", samples: int = 1, seed: int | None = None) -> np.ndarray:
+        """Reconstruct images in their own layout: mode="mean" decodes z = mu; mode="sample" averages the decoded
+        images of `samples` draws z = mu + sigma * eps, eps ~ N(0, I) from `seed` (the Monte-Carlo E_q[p(x|z)])."""
+        if mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        samples = check_int(samples, "samples", 1, self.max_samples)
+        if mode == "mean" and samples != 1:
+            raise InputError("samples applies to mode='sample' only; mode='mean' is deterministic")
+        seed = None if seed is None else check_int(seed, "seed", 0)
+        x, restore, _ = self._images(images)
+        if mode == "mean":
+            return restore(self._run("reconstruct_mean", {"x": x})[0])
+        rng = np.random.default_rng(seed)
+        if samples == 1:
+            eps = rng.standard_normal((len(x), self.latent_dim), dtype=np.float32)
+            return restore(self._run("reconstruct", {"x": x, "eps": eps})[0])
+        # Several draws: encode once, then decode all S * N latents in bounded chunks and average per image.
+        mu, logvar = self._run("encoder", {"x": x})
+        eps = rng.standard_normal((samples, len(x), self.latent_dim), dtype=np.float32)
+        z = (mu + np.exp(0.5 * logvar) * eps).reshape(-1, self.latent_dim)
+        decoded = np.concatenate([self._run("decoder", {"z": z[i : i + DECODE_CHUNK]})[0] for i in range(0, len(z), DECODE_CHUNK)])
+        return restore(decoded.reshape(samples, len(x), -1).mean(axis=0, dtype=np.float64).astype(np.float32))
+
+    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
+        """Draw n images from the model: z ~ N(0, I) from `seed`, decoded to pixel probabilities (n, H, W)."""
+        n = check_int(n, "n", 1, self.max_batch)
+        seed = None if seed is None else check_int(seed, "seed", 0)
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim), dtype=np.float32)
+        return self._run("decoder", {"z": z})[0].reshape((n, *self.image_shape))
+
+
+def load(model_dir: str | Path, **options: Any) -> OnnxVAE:
+    """Load the exported model in `model_dir` (see OnnxVAE for the options)."""
+    return OnnxVAE(model_dir, **options)

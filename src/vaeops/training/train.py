@@ -1,0 +1,213 @@
+"""Train stage: fit the VAE on the K-sample Monte-Carlo ELBO (or the IWAE bound) and keep the best checkpoint.
+
+`vaeops train`, `dvc repro` and the Prefect flow all call `train(params, variant)`. Under `torchrun` every process
+calls it too; each rank trains on its shard of every epoch's permutation and rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaeops.core.errors import DataError, ParamsError, TrainingDiverged
+from vaeops.core.fileio import write_json_atomic
+from vaeops.core.params import VARIANTS, Params, load_params
+from vaeops.data.splits import load_split, manifest_sha256
+from vaeops.training import ddp, devices
+from vaeops.training.binarize import binarize_static
+from vaeops.training.checkpoint import restore_training, save_checkpoint, training_state
+from vaeops.training.model import VAE, ModelConfig
+from vaeops.training.optim import build_optimizer, build_scheduler, current_lr, override_lr, step_scheduler
+from vaeops.training.progress import BackgroundLive, EpochProgress, log_epoch
+from vaeops.training.trainer import EpochData, Objective, is_finite, kl_beta, summarize, train_epoch, validation_sums
+
+# Streams of derived seeds (see devices.derive_seed): each use of randomness draws from its own stream.
+SHUFFLE, NOISE, VALIDATION, STATIC_TRAIN, STATIC_VAL = range(1, 6)
+
+# Summary keys that vary from run to run; returned to the caller but kept out of the DVC-tracked train.json.
+TIMINGS = ("train_seconds", "seconds")
+
+
+def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation images as (N, D) float32 tensors, binarized once when train.binarize is static.
+
+    Validation images are binarized with a fixed draw under both static and dynamic binarization, so the
+    validation loss of different epochs is measured on the same images.
+    """
+    tensors = []
+    for name in ("train", "val"):
+        images, _ = load_split(prepared, name)
+        if images.shape[0] == 0:
+            raise DataError(f"{prepared}/{name}.npz holds no images; training needs both a train and a val split")
+        tensors.append(torch.from_numpy(images.reshape(images.shape[0], -1)))
+    x_train, x_val = tensors
+    for name, x in (("train", x_train), ("val", x_val)):
+        if (likelihood == "bernoulli" or binarize != "none") and not (0 <= x.min() and x.max() <= 1):
+            raise DataError(f"{prepared}/{name}.npz: pixel values outside [0, 1] (or NaN); a Bernoulli likelihood or "
+                            "binarization needs grey levels in [0, 1] (run `vaeops validate`)")
+    if binarize == "static":
+        x_train = binarize_static(x_train, devices.derive_seed(seed, STATIC_TRAIN))
+    if binarize != "none":
+        x_val = binarize_static(x_val, devices.derive_seed(seed, STATIC_VAL))
+    return x_train, x_val
+
+
+def model_config(params: Params, input_dim: int) -> ModelConfig:
+    """The architecture from the `model` section; the input size comes from the data."""
+    m = params.model
+    return ModelConfig(input_dim, tuple(m.hidden), m.latent_dim, m.activation, m.likelihood, m.gaussian_std, m.fixed_std)
+
+
+def train(params: Params, variant: str | None = None, resume: bool = False) -> dict[str, Any]:
+    """Stage function: train one model variant (train.variant, or `variant`), write <out_dir>/<variant>/{best,last}.pt
+    and train.json; with resume=True continue from last.pt. Returns the JSON-able summary."""
+    variant = variant or params.train.variant
+    if variant not in VARIANTS:
+        raise ParamsError(f"variant: unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if VARIANTS[variant] == "mean" and params.train.objective == "iwae":
+        raise ParamsError(f"train.objective iwae needs sampled latents; it cannot train the {variant!r} variant")
+    ctx = ddp.from_env()
+    cfg = params.train
+    hardware = devices.configure(cfg.device, cfg.precision, cfg.data_on_device, ctx.local_rank)
+    ddp.init(ctx, hardware.device)
+    try:
+        with devices.compute_settings(cfg.threads, cfg.matmul_precision, hardware.device), devices.flush_denormals():
+            return _fit(params, variant, resume, ctx, hardware)
+    finally:
+        ddp.shutdown(ctx)
+
+
+def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: devices.Hardware) -> dict[str, Any]:
+    """The epoch loop behind train(): validation, schedule, early stopping, checkpoints, metrics."""
+    cfg = params.train
+    started = time.perf_counter()
+    prepared = Path(params.data.out_dir)
+    data_sha256 = manifest_sha256(prepared)
+    x_train, x_val = load_images(prepared, params.model.likelihood, cfg.binarize, cfg.seed)
+    n_val = x_val.shape[0]
+    config = model_config(params, x_train.shape[1])
+
+    torch.manual_seed(cfg.seed)
+    vae = VAE(config).to(hardware.device)
+    objective = Objective(vae, cfg.objective, cfg.samples, VARIANTS[variant], cfg.kl)
+    optimizer = build_optimizer(vae.parameters(), cfg, hardware.device)
+    scheduler = build_scheduler(optimizer, cfg)
+    out_dir = Path(cfg.out_dir) / variant
+    run = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if resume and (out_dir / "last.pt").exists():
+        run = restore_training(out_dir / "last.pt", vae, optimizer, scheduler, config, variant, data_sha256)
+        override_lr(optimizer, scheduler, run.pop("lr"), cfg.lr)
+        for group in optimizer.param_groups:  # the restored state carries the saved betas; params win
+            group["betas"] = (cfg.adam_beta1, cfg.adam_beta2)
+
+    step_module = ddp.wrap(objective, ctx, hardware.device)
+    if cfg.compile:
+        step_module = torch.compile(step_module)
+    data = devices.place_data(x_train, hardware)
+    val_rows = torch.arange(x_val.shape[0]).tensor_split(ctx.world_size)[ctx.rank]
+    x_val = x_val[val_rows].to(hardware.device) if hardware.data_on_device else x_val[val_rows].pin_memory()
+    live = BackgroundLive(Path(cfg.live_dir) / variant, resume=resume and run["epoch"] > 0) if ctx.is_main else None
+    stopped_early = run["bad_epochs"] >= cfg.early_stopping_patience > 0
+    train_seconds = 0.0
+
+    for epoch in range(run["epoch"], cfg.epochs if not stopped_early else run["epoch"]):
+        objective.beta = kl_beta(epoch, cfg.kl_warmup_epochs)
+        objective.generator = devices.generator(hardware.device, devices.derive_seed(cfg.seed, NOISE, ctx.rank, epoch))
+        shuffle = torch.Generator().manual_seed(devices.derive_seed(cfg.seed, SHUFFLE, epoch))
+        order = ddp.shard(torch.randperm(x_train.shape[0], generator=shuffle), ctx)
+        epoch_data = EpochData(data, order, hardware, dynamic_binarize=cfg.binarize == "dynamic")
+        tick = time.perf_counter()
+        with EpochProgress(order.shape[0], f"{variant} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main) as progress:
+            totals = train_epoch(step_module, objective, optimizer, epoch_data, cfg.batch_size_at(epoch), cfg.grad_clip,
+                                 progress.callback)
+            train_metrics = summarize(ddp.all_reduce_sum(totals, ctx), order.shape[0] * ctx.world_size)
+        seconds = time.perf_counter() - tick
+        train_seconds += seconds
+        val_gen = devices.generator(hardware.device, devices.derive_seed(cfg.seed, VALIDATION, ctx.rank))
+        val_totals = validation_sums(objective, x_val, cfg.val_batch_size, hardware, val_gen, cfg.spread_samples)
+        val_metrics = summarize(ddp.all_reduce_sum(val_totals, ctx), n_val)
+        if not (is_finite(train_metrics) and is_finite(val_metrics)):
+            kept = (f"the last good checkpoint {out_dir / 'last.pt'} (epoch {run['epoch']}) is kept" if run["epoch"]
+                    else f"nothing was written; earlier files in {out_dir} are untouched")
+            raise TrainingDiverged(
+                f"train ({variant}): the loss became {train_metrics['loss']} (validation {val_metrics['loss']}) in epoch "
+                f"{epoch + 1}; stopped, and {kept}. Lower train.lr, set train.grad_clip, or check the data."
+            )
+        improved = val_metrics["loss"] < run["best_loss"]
+        if improved:
+            run.update(best_loss=val_metrics["loss"], best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            run["bad_epochs"] += 1
+        record = epoch_record(epoch, train_metrics, val_metrics, objective, optimizer, cfg)
+        step_scheduler(scheduler, val_metrics["loss"])
+        run.update(epoch=epoch + 1, history=[*run["history"], record])
+        if ctx.is_main:
+            state = training_state(vae, optimizer, scheduler, config, params, variant, data_sha256, run)
+            save_checkpoint([out_dir / "last.pt", *([out_dir / "best.pt"] if improved else [])], state)
+            log_epoch(live.get(), record, cfg.epochs, order.shape[0] * ctx.world_size / seconds)
+        ddp.barrier(ctx)
+        if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
+            stopped_early = True
+            break
+
+    digests = ddp.gather_digests(vae, ctx)
+    if len(set(digests)) > 1:
+        raise TrainingDiverged(f"train ({variant}): the DistributedDataParallel replicas ended with different weights: {digests}")
+    summary = {
+        "variant": variant,
+        "latent": VARIANTS[variant],
+        "objective": cfg.objective,
+        "samples": cfg.samples,
+        "epochs_run": run["epoch"],
+        "best_epoch": run["best_epoch"],
+        "best_val_loss": run["best_loss"],
+        "stopped_early": stopped_early,
+        "final": run["history"][-1] if run["history"] else {},
+        "train_seconds": round(train_seconds, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(hardware.device),
+        "precision": hardware.precision,
+        "matmul_precision": torch.get_float32_matmul_precision(),
+        "threads": torch.get_num_threads(),
+        "world_size": ctx.world_size,
+        "weights_sha256": digests[0],
+        "rank_weights_sha256": digests,
+        "data_sha256": data_sha256,
+        "best": str(out_dir / "best.pt"),
+        "last": str(out_dir / "last.pt"),
+    }
+    if ctx.is_main:
+        if live is not None:
+            live.get().end()
+        write_json_atomic(out_dir / "train.json", {k: v for k, v in summary.items() if k not in TIMINGS})
+    return summary
+
+
+def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg) -> dict[str, float]:
+    """One epoch's metrics as logged to dvclive and kept in the checkpoint history.
+
+    Wall-clock figures stay out of it: these files are DVC outputs, and the same params must give the same bytes.
+    """
+    record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer)}
+    record.update({f"train/{k}": v for k, v in train_metrics.items() if k != "mc_std" or cfg.samples > 1 and objective.latent == "sample"})
+    record.update({f"val/{k}": v for k, v in val_metrics.items() if k != "mc_std" or objective.latent == "sample" and cfg.spread_samples})
+    return record
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI options of `vaeops train`."""
+    parser.add_argument("--variant", choices=tuple(VARIANTS), default=None,
+                        help="train this model variant instead of train.variant")
+    parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/<variant>/last.pt when it exists")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """`vaeops train`: train one model and print its summary (rank 0 only under torchrun)."""
+    summary = train(load_params(args.params), variant=args.variant, resume=args.resume)
+    if ddp.from_env().is_main:
+        print(json.dumps(summary, indent=2))

@@ -1,0 +1,265 @@
+"""The retraining flow end to end: real Prefect (test harness), real DVC, the real stages, tiny digits data.
+
+The tests share one temporary git copy of the repo and run in file order, as a team's runs would: first run,
+unchanged rerun, lost outputs, forced retraining with a flaky DVC remote, a worse challenger, then a corrupted data feed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, git_copy_of_repo
+
+from vaeops.core.errors import ExportError, ParamsError, ValidationFailed
+from vaeops.core.fileio import sha256_file
+from vaeops.core.params import load_params
+from vaeops.data.idx import write_idx
+from vaeops.lifecycle.record import set_params
+
+sys.path.insert(0, str(REPO / "flows"))
+
+# Small settings for every stage, so one full flow run takes seconds.
+TINY = {
+    "train.epochs": 2,
+    "evaluate.recon_samples": 2,
+    "evaluate.elbo_ks": [1, 4],
+    "evaluate.elbo_repeats": 2,
+    "evaluate.nll_k": 16,
+    "evaluate.plot_images": 4,
+    "evaluate.prior_samples": 4,
+    "export.parity_images": 16,
+}
+STAGES = ["prepare", "validate", "train@vae", "train@plugin", "evaluate", "export", "promote"]
+
+
+def sh(*args: str, cwd: Path) -> str:
+    """Run a command in the copy; fail the test with its output if it fails."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def tree(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): sha256_file(p) for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """A real Prefect server on a temporary SQLite database, with PREFECT_HOME (and the task cache) in a temp folder."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                            "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}.items():
+            mp.setenv(name, value)
+        from prefect.settings import PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+        from prefect.testing.utilities import prefect_test_harness
+
+        with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
+            with prefect_test_harness(server_startup_timeout=120):
+                yield home
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, prefect_api):
+    """The repo as git sees it (tracked and new files, nothing ignored) in a fresh git repo, with tiny params."""
+    copy = git_copy_of_repo(tmp_path_factory.mktemp("flow") / "repo", TINY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(copy)
+        yield copy
+
+
+def run_flow(**parameters):
+    """One real flow run; returns its final state and what it recorded on the Prefect server."""
+    import retrain
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    state = retrain.retrain(**parameters, return_state=True)
+    runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_artifacts(flow_run_filter=runs)}
+        task_runs = client.read_task_runs(flow_run_filter=runs)
+    return state, artifacts, task_runs
+
+
+@pytest.fixture(scope="module")
+def first_run(project):
+    return run_flow()
+
+
+@pytest.mark.slow
+def test_full_run_promotes_the_first_model_and_leaves_dvc_clean(project, first_run):
+    state, artifacts, _ = first_run
+    assert state.is_completed(), state
+    outcome = state.result()
+    assert outcome["stages"] == {**{stage: "ran" for stage in STAGES}, "record": "ran"}
+    assert outcome["promotion"]["promoted"] and outcome["promotion"]["previous_champion"] is None
+    assert {"validation-summary", "metrics", "promotion-decision", "evaluation-report"} <= set(artifacts)
+    assert "PASSED" in artifacts["validation-summary"].data
+    assert '"vae"' in artifacts["metrics"].data and '"plugin"' in artifacts["metrics"].data
+    assert "promoted" in artifacts["promotion-decision"].data
+    assert (project / "champion" / "manifest.json").is_file()
+    assert "up to date" in sh("dvc", "status", cwd=project)
+    assert "promote" in (project / "dvc.lock").read_text()
+    assert any((project / ".dvc-storage").rglob("*")), "dvc push sent nothing to the default remote"
+
+
+@pytest.mark.slow
+def test_second_run_with_nothing_changed_skips_every_stage(project, first_run):
+    champion = tree(project / "champion")
+    state, _, _ = run_flow()
+    assert state.is_completed(), state
+    assert state.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "record": "ran"}
+    import retrain
+
+    assert "promotion (earlier run, same inputs): " in retrain.format_summary(state.result())
+    assert tree(project / "champion") == champion
+    assert "up to date" in sh("dvc", "status", cwd=project)
+
+
+@pytest.mark.slow
+def test_deleted_outputs_are_rebuilt_not_taken_from_the_cache(project, first_run):
+    shutil.rmtree(project / "data" / "prepared")
+    state, _, _ = run_flow()
+    assert state.is_completed(), state
+    stages = state.result()["stages"]
+    # prepare runs again and writes the same bytes, so everything downstream stays cached.
+    assert stages == {"prepare": "ran", **{stage: "skipped (cached)" for stage in STAGES[1:]}, "record": "ran"}
+    assert "up to date" in sh("dvc", "status", cwd=project)
+
+
+@pytest.mark.slow
+def test_forced_retraining_with_a_flaky_remote_is_retried_and_succeeds(project, first_run, monkeypatch):
+    import retrain
+
+    calls = []
+    real_record = retrain.dvc_record.record
+
+    def flaky_remote(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("DVC remote temporarily unreachable")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(retrain.dvc_record, "record", flaky_remote)
+    monkeypatch.setattr(retrain, "record_task", retrain.record_task.with_options(retry_delay_seconds=0))
+    state, _, task_runs = run_flow(force_retrain=True)
+    assert state.is_completed(), state
+    stages = state.result()["stages"]
+    assert stages["train@vae"] == stages["train@plugin"] == "ran"
+    assert stages["prepare"] == stages["validate"] == "skipped (cached)"
+    assert len(calls) == 2
+    record_run = next(run for run in task_runs if run.name.startswith("record"))
+    assert record_run.run_count == 2 and record_run.state.is_completed()
+    assert "up to date" in sh("dvc", "status", cwd=project)
+
+
+def test_permanent_failures_are_not_retried():
+    import retrain
+    from prefect.states import Failed
+
+    for error, retried in ((OSError("disk"), True), (ValidationFailed("bad data"), False),
+                           (ExportError("parity"), False), (ParamsError("typo"), False)):
+        assert retrain.transient(None, None, Failed(data=error)) is retried
+
+
+@pytest.mark.slow
+def test_a_worse_challenger_is_not_promoted(project, first_run):
+    champion = tree(project / "champion")
+    set_params(project / "params.yaml", {"train.lr": 1e-6, "train.epochs": 1})  # barely trained: a much worse NLL
+    state, artifacts, _ = run_flow()
+    assert state.is_completed(), state
+    outcome = state.result()
+    assert outcome["stages"]["train@vae"] == "ran" and outcome["stages"]["promote"] == "ran"
+    decision = outcome["promotion"]
+    assert not decision["promoted"]
+    assert any(reason.startswith("fail: test NLL") for reason in decision["reasons"])
+    assert "not promoted" in artifacts["promotion-decision"].data
+    assert tree(project / "champion") == champion
+    assert "up to date" in sh("dvc", "status", cwd=project)
+
+
+@pytest.mark.slow
+def test_corrupted_data_fails_at_validation_and_nothing_later_runs(project, first_run, tmp_path):
+    champion = tree(project / "champion")
+    feed = tmp_path / "feed"  # a broken scanner: MNIST-shaped files, every image blank
+    feed.mkdir()
+    for prefix, count in (("train", 60000), ("t10k", 10000)):
+        write_idx(feed / f"{prefix}-images-idx3-ubyte.gz", np.zeros((count, 28, 28), np.uint8))
+        write_idx(feed / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 10).astype(np.uint8))
+    state, artifacts, task_runs = run_flow(dataset="mnist", source_dir=str(feed))
+    assert state.is_failed()
+    with pytest.raises(ValidationFailed):
+        state.result()
+    assert sorted(run.name for run in task_runs) == ["prepare", "validate"]
+    assert "FAILED" in artifacts["validation-summary"].data
+    assert tree(project / "champion") == champion
+
+
+def test_deployment_carries_the_cron_schedule_and_flow_parameters(prefect_api):
+    import deploy
+    import retrain
+
+    deployment = deploy.nightly_deployment(source_dir="/data/incoming")
+    assert deployment.name == "nightly"
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+    assert deployment.parameters == {"params_file": "params.yaml", "dataset": None, "source_dir": "/data/incoming",
+                                     "force_retrain": False}
+    assert set(deployment.parameters) == set(retrain.retrain.parameters.properties)
+    assert deployment.flow_name == retrain.retrain.name
+    assert deployment.concurrency_limit == 1  # two runs must not share the checkout at once
+
+
+def test_set_params_keeps_comments_and_refuses_unknown_keys(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", path)
+    assert set_params(path, {"data.seed": 3})
+    assert "data.seed" not in path.read_text() and "seed: 3" in path.read_text()
+    assert "# digits (bundled, no network)" in path.read_text()
+    assert not set_params(path, {"data.seed": 3})
+    set_params(path, {"train.lr": 1e-6, "data.source_dir": None})  # PyYAML must read back a float and a null
+    assert load_params(path).train.lr == 1e-6 and load_params(path).data.source_dir is None
+    before = path.read_text()
+    with pytest.raises(ParamsError):
+        set_params(path, {"data.colour": "blue"})
+    with pytest.raises(ParamsError):
+        set_params(path, {"data.dataset": "cifar"})
+    assert path.read_text() == before
+
+
+def test_fingerprint_follows_deps_and_listed_params_only(tmp_path, monkeypatch):
+    from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", "params.yaml")
+    Path("a.txt").write_text("one")
+    Path("d").mkdir()
+    Path("d/b.bin").write_bytes(b"\x00")
+    spec = StageSpec("s", "vaeops s", ("a.txt", "d"), ("data.seed", "promote"), ("out",))
+    key = lambda: fingerprint(spec, load_params())  # noqa: E731
+    base = key()
+    set_params("params.yaml", {"data.val_fraction": 0.2})  # not a param of this stage
+    assert key() == base
+    for change in (lambda: set_params("params.yaml", {"data.seed": 1}),
+                   lambda: set_params("params.yaml", {"promote.nll_margin": 0.5}),  # a whole section is listed
+                   lambda: Path("a.txt").write_text("two"),
+                   lambda: Path("d/c.bin").write_bytes(b"")):
+        change()
+        assert key() != base
+        base = key()
+    assert outputs_digest(("out",)) == {"out": "missing"}
+
+
+def test_the_flow_runs_exactly_the_stages_of_dvc_yaml():
+    import retrain
+
+    from vaeops.lifecycle.fingerprint import stage_specs
+
+    assert set(stage_specs(REPO)) == set(retrain.STAGES)

@@ -1,0 +1,60 @@
+"""Test helpers for the ONNX tests: a tiny prepared data set, a random VAE checkpoint, and params pointing at them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from vaeops.core.params import Params, load_params
+from vaeops.data import splits
+from vaeops.training.checkpoint import save_checkpoint
+from vaeops.training.model import VAE, ModelConfig
+
+IMAGE_SHAPE = (8, 8)
+
+
+def make_prepared(out_dir: Path, image_shape: tuple[int, int] = IMAGE_SHAPE, seed: int = 0) -> str:
+    """Write a small prepared data set (random grey images in [0, 1]); return its data version."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for name, count in (("train", 40), ("val", 10), ("test", 30)):
+        images = rng.random((count, *image_shape), dtype=np.float32)
+        data[name] = (images, rng.integers(0, 10, count))
+    splits.write_prepared(out_dir, data, {"dataset": "test-random", "image_shape": list(image_shape)})
+    return splits.manifest_sha256(out_dir)
+
+
+def make_checkpoint(path: Path, data_sha256: str, likelihood: str = "bernoulli", hidden: tuple[int, ...] = (16,),
+                    latent_dim: int = 3, input_dim: int = IMAGE_SHAPE[0] * IMAGE_SHAPE[1], seed: int = 0) -> VAE:
+    """Save a randomly initialised VAE as a checkpoint in the format `vaeops train` writes; return the model."""
+    torch.manual_seed(seed)
+    config = ModelConfig(input_dim=input_dim, hidden=hidden, latent_dim=latent_dim, likelihood=likelihood)
+    model = VAE(config).eval()
+    save_checkpoint(path, {
+        "model_config": config.to_dict(),
+        "model_state": model.state_dict(),
+        "data_sha256": data_sha256,
+        "params": {"train": {"variant": "vae", "seed": seed}},
+        "epoch": 0,
+    })
+    return model
+
+
+def make_project(root: Path, **checkpoint_options) -> tuple[Params, VAE]:
+    """Prepared data, a checkpoint and a params.yaml under `root` (absolute paths); return the params and model."""
+    data_sha = make_prepared(root / "data" / "prepared")
+    model = make_checkpoint(root / "models" / "vae" / "best.pt", data_sha, **checkpoint_options)
+    raw = {
+        "data": {"out_dir": str(root / "data" / "prepared")},
+        "export": {
+            "checkpoint": str(root / "models" / "vae" / "best.pt"),
+            "out_dir": str(root / "models" / "onnx"),
+            "metrics": str(root / "reports" / "metrics.json"),
+        },
+        "serve": {"model_dir": str(root / "models" / "onnx"), "max_batch": 16, "max_samples": 8, "max_body_bytes": 200_000},
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_params(root / "params.yaml"), model
