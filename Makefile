@@ -15,7 +15,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 help:
 	@echo "make run    - set up .venv (if needed) and run the retraining flow once on the embedded digits data"
 	@echo "make test   - set up .venv with the dev extra (if needed) and run the test suite"
-	@echo "make bench  - run the benchmarks in bench/ (needs MNIST, see README)"
+	@echo "make bench  - run the benchmarks in bench/ (needs MNIST in ../shared/data/mnist, see docs/benchmarks.md)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vaeops needs Python 3.11+, found " + sys.version.split()[0]'
