@@ -3,41 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-MNIST_DIR = (REPO / ".." / "shared" / "data" / "mnist").resolve()
-
-
-def edit_params(path: Path, changes: dict[str, Any]) -> Path:
-    """Set "section.key" values in a params.yaml file, keeping the rest."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    for dotted, value in changes.items():
-        section, key = dotted.split(".", 1)
-        raw.setdefault(section, {})[key] = value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def git_copy_of_repo(dest: Path, params_changes: dict[str, Any]) -> Path:
-    """The repo's files as git sees them (committed or new, not ignored), with `params_changes` applied, committed
-    into a fresh git repo at `dest`: what a fresh clone of the working tree would hold."""
-    git = lambda *args, cwd: subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)  # noqa: E731
-    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=REPO).stdout.split("\0")
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    edit_params(dest / "params.yaml", params_changes)
-    git("init", "-q", cwd=dest)
-    git("add", "-A", cwd=dest)
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy", cwd=dest)
-    return dest
+from helpers import MNIST_DIR, REPO, edit_params
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import ast
 
 import pytest
 import yaml
-
-from conftest import REPO
+from helpers import REPO
 
 PACKAGE = REPO / "src" / "vaeops"
 STAGE_PACKAGES = ("core", "data", "training", "evaluation", "serving", "lifecycle")

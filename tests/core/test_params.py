@@ -2,7 +2,7 @@
 
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from vaeops.cli import main
 from vaeops.core.errors import ParamsError

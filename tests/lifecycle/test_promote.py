@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from vaeops.cli import main
 from vaeops.core.errors import DataError, ModelFileError

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, git_copy_of_repo
+from helpers import REPO, git_copy_of_repo
 
 from vaeops.core.errors import ExportError, ParamsError, ValidationFailed
 from vaeops.core.fileio import sha256_file
