@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/train_speed.py --mnist ../shared/data/mnist
 	$(BIN)/python bench/inference_speed.py
 	$(BIN)/python bench/http_speed.py
+	$(BIN)/python bench/oip_parse.py
 	$(BIN)/python bench/nll_eval.py --mnist ../shared/data/mnist
 
 clean:

@@ -1,16 +1,21 @@
-"""HTTP speed over loopback: p50/p99 latency and requests/s of single-image mean reconstruction at concurrency 1 and 8.
+"""HTTP speed over loopback: the JSON API, OIP JSON and OIP binary side by side, at concurrency 1, 8 and 32.
 
-The real `vaeops serve` runs in its own process on 127.0.0.1 with a 784-400-20 model (random weights, exported by
-the export stage); a bounded number of requests is sent by 1 or 8 client threads, each with its own keep-alive
-connection. Client and server share the machine's cores, as they would on one host.
+The real `vaeops serve` runs in its own process(es) on 127.0.0.1 with a 784-400-20 model (random weights, exported by
+the export stage), once with one worker and once with `--workers 2`. Load comes from wrk (a C load generator, one
+thread, one keep-alive connection per concurrent client; `apt-get install wrk`), so the client costs little of the
+cores it shares with the server. Every row is single-image mean reconstruction: `/reconstruct` with JSON,
+`/v2/models/reconstruct_mean/infer` with JSON tensors, and the same with binary tensors in and out.
 
-    .venv/bin/python bench/http_speed.py [--requests 2000] [--threads 0]
+    .venv/bin/python bench/http_speed.py [--seconds 5] [--workers 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,24 +23,51 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference_speed import build_export  # noqa: E402
 
+LUA = """
+wrk.method = "POST"
+local file = io.open(os.getenv("VAEOPS_BODY"), "rb")
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = os.getenv("VAEOPS_CONTENT_TYPE")
+local header = os.getenv("VAEOPS_HEADER_LENGTH")
+if header ~= nil and header ~= "" then wrk.headers["Inference-Header-Content-Length"] = header end
+"""
 
-def start_server(root: Path, onnx_dir: Path, threads: int) -> tuple[subprocess.Popen, str]:
+
+def payloads(image: np.ndarray) -> dict[str, tuple[str, bytes, str, str]]:
+    """name -> (path, body, content type, Inference-Header-Content-Length) of one single-image request."""
+    values = [float(v) for v in image]
+    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 784 * 4}}],
+                         "outputs": [{"name": "x_hat", "parameters": {"binary_data": True}}]}).encode()
+    return {
+        "JSON API `/reconstruct`": ("/reconstruct", json.dumps({"images": values, "mode": "mean"}).encode(),
+                                    "application/json", ""),
+        "OIP, JSON tensors": ("/v2/models/reconstruct_mean/infer", json.dumps(
+            {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": values}]}).encode(),
+            "application/json", ""),
+        "OIP, binary tensors": ("/v2/models/reconstruct_mean/infer", header + image.astype("<f4").tobytes(),
+                                "application/octet-stream", str(len(header))),
+    }
+
+
+def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     """Start `vaeops serve` on a free loopback port; return the process and its base URL."""
     params = root / "serve.yaml"
-    params.write_text(f"serve: {{model_dir: {onnx_dir}, threads: {threads}, max_batch: 256}}\n")
+    params.write_text(f"serve: {{model_dir: {onnx_dir}, max_batch: 256, workers: {workers}}}\n")
     process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     for line in iter(process.stdout.readline, ""):
-        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
         if found:
             threading.Thread(target=lambda: process.stdout.read(), daemon=True).start()  # keep the pipe drained
+            time.sleep(1.0 + workers)  # workers load their own model after the socket is bound
             return process, found.group(1)
         if time.monotonic() > deadline:
             break
@@ -43,57 +75,57 @@ def start_server(root: Path, onnx_dir: Path, threads: int) -> tuple[subprocess.P
     raise SystemExit(f"server did not start (exit code {process.poll()})")
 
 
-def load(url: str, body: bytes, concurrency: int, requests: int) -> tuple[np.ndarray, float]:
-    """Send `requests` POSTs split over `concurrency` threads; return per-request seconds and the wall time."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    headers = {"content-type": "application/json"}
+def wrk(url: str, script: Path, body: Path, content_type: str, header: str, concurrency: int, seconds: int) -> dict:
+    """One wrk run; p50/p99 latency (ms) and requests/s, refusing runs with non-2xx answers or socket errors."""
+    env = {**os.environ, "VAEOPS_BODY": str(body), "VAEOPS_CONTENT_TYPE": content_type, "VAEOPS_HEADER_LENGTH": header}
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"wrk saw failed requests:\n{out}")
 
-    def worker(count: int) -> None:
-        mine = []
-        with httpx.Client(base_url=url, timeout=30) as client:
-            for _ in range(count):
-                start = time.perf_counter()
-                response = client.post("/reconstruct", content=body, headers=headers)
-                mine.append(time.perf_counter() - start)
-                if response.status_code != 200:
-                    raise SystemExit(f"request failed: {response.status_code} {response.text[:200]}")
-        with lock:
-            latencies.extend(mine)
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-    shares = [requests // concurrency + (i < requests % concurrency) for i in range(concurrency)]
-    workers = [threading.Thread(target=worker, args=(n,)) for n in shares]
-    start = time.perf_counter()
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    return np.array(latencies), time.perf_counter() - start
+    return {"p50": ms("50"), "p99": ms("99"), "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level")
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads in the server (0 = default)")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run (whole seconds)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server worker counts to compare")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
-    image = np.random.default_rng(0).random(784).round(4).tolist()
-    body = httpx.Request("POST", "http://x", json={"images": image, "mode": "mean"}).content
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/http_speed.py needs wrk, a C load generator: apt-get install wrk")
+    image = np.random.default_rng(0).random(784).astype(np.float32)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        _, onnx_dir = build_export(Path(tmp), None)
-        process, url = start_server(Path(tmp), onnx_dir, args.threads)
-        try:
-            load(url, body, 1, 200)  # warm-up: connections, thread pool, onnxruntime arenas
-            print(f"vaeops serve on {url}, 784-400-20 model, single-image mean reconstruction, "
-                  f"{len(body):,}-byte request body, {args.requests} requests per row\n")
-            print("| concurrency | p50 latency (ms) | p99 latency (ms) | requests/s |")
-            print("|---:|---:|---:|---:|")
-            for concurrency in (1, 8):
-                latencies, wall = load(url, body, concurrency, args.requests)
-                print(f"| {concurrency} | {np.median(latencies) * 1e3:.2f} | {np.percentile(latencies, 99) * 1e3:.2f} | "
-                      f"{len(latencies) / wall:,.0f} |")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        root = Path(tmp)
+        _, onnx_dir = build_export(root, None)
+        script = root / "post.lua"
+        script.write_text(LUA)
+        for workers in args.workers:
+            process, url = start_server(root, onnx_dir, workers)
+            try:
+                for name, (path, body, content_type, header) in payloads(image).items():
+                    body_file = root / "body.bin"
+                    body_file.write_bytes(body)
+                    wrk(url + path, script, body_file, content_type, header, 8, 1)  # warm-up
+                    for concurrency in args.concurrency:
+                        result = wrk(url + path, script, body_file, content_type, header, concurrency, args.seconds)
+                        rows.append((workers, name, len(body), concurrency, result))
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    print(f"vaeops serve, 784-400-20 model, single-image mean reconstruction, wrk -t1, {args.seconds:g} s per row, "
+          f"{os.cpu_count()} CPUs shared by client and server\n")
+    print("| workers | protocol | body (bytes) | concurrency | p50 (ms) | p99 (ms) | requests/s | vs JSON API |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    base = {(w, c): r["rps"] for w, n, _, c, r in rows if n.startswith("JSON API")}
+    for workers, name, size, concurrency, r in rows:
+        print(f"| {workers} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps']:,.0f} | "
+              f"{r['rps'] / base[(workers, concurrency)]:.2f}x |")
 
 
 if __name__ == "__main__":

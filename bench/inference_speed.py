@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
 from onnx_helpers import make_checkpoint, make_prepared  # noqa: E402
 
 from vaeops.core.params import load_params  # noqa: E402

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import edit_params, git_copy_of_repo
+from browser import offline_page, screenshot
+from helpers import edit_params, git_copy_of_repo
 
 # Small settings for every stage in dvc.yaml, so the whole pipeline runs in seconds. Add your stage's keys here.
 TINY_PARAMS: dict = {
@@ -34,6 +35,30 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return run([str(Path(sys.executable).parent / "dvc"), *args], cwd, check)
 
 
+# Data marks of each rendered plot (lines with a drawn path, points): an empty plot has axes and a legend only.
+DATA_MARKS = """[...document.querySelectorAll('svg.marks')].map((svg) => [...svg.querySelectorAll('g.role-mark path')]
+  .filter((p) => (p.getAttribute('d') || '').length > 20).length)"""
+
+
+def check_offline_plots(repo: Path) -> None:
+    """`vaeops plots` writes a page whose every plot renders in a browser that can reach nothing but files."""
+    vaeops = str(Path(sys.executable).parent / "vaeops")
+    run([vaeops, "plots", "--out", "plots-page"], cwd=repo)
+    html = (repo / "plots-page" / "index.html").read_text()
+    assert "cdn.jsdelivr.net" not in html
+    specs = html.count("var spec = ")  # one per plot DVC writes
+    with offline_page() as (page, problems):
+        page.goto((repo / "plots-page" / "index.html").as_uri())
+        page.wait_for_function(f"document.querySelectorAll('svg.marks').length === {specs}", timeout=30_000)
+        marks = page.evaluate(DATA_MARKS)
+        images = page.evaluate("[...document.images].map((img) => img.naturalWidth)")
+        screenshot(page, "dvc-plots")
+    assert specs >= 20 and len(images) == 5 and all(images), images
+    empty = [i for i, count in enumerate(marks) if count < 2]
+    assert not empty, f"plots {empty} draw no data: {marks}"
+    assert [p for p in problems if "Vega" not in p] == [], problems
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """The repo's files as git sees them (committed or new, not ignored), committed into a fresh git repo."""
@@ -48,6 +73,7 @@ def test_repro_is_reproducible_versioned_and_gated(repo_copy):
     assert "Running stage 'prepare'" in first
     assert json.loads((repo_copy / "reports" / "validation.json").read_text())["success"] is True
     lock = (repo_copy / "dvc.lock").read_text()
+    check_offline_plots(repo_copy)
 
     again = dvc("repro", cwd=repo_copy).stdout
     assert "Running stage" not in again, again

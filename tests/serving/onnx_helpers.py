@@ -1,7 +1,13 @@
-"""Test helpers for the ONNX tests: a tiny prepared data set, a random VAE checkpoint, and params pointing at them."""
+"""Test helpers for the ONNX and serving tests: a tiny prepared data set, a random VAE checkpoint, params pointing
+at them, and a real `vaeops serve` subprocess."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +64,36 @@ def make_project(root: Path, **checkpoint_options) -> tuple[Params, VAE]:
     }
     (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     return load_params(root / "params.yaml"), model
+
+
+STARTUP_SECONDS = 90
+
+
+class Server:
+    """A `vaeops serve` subprocess; its stderr is drained by a thread so the pipe never fills."""
+
+    def __init__(self, args: list[str]):
+        self.process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")), daemon=True).start()
+
+    def url(self) -> str:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+                if found:
+                    return found.group(1)
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}: {''.join(self.lines)}")
+            time.sleep(0.05)
+        raise AssertionError(f"server did not start in {STARTUP_SECONDS} s: {''.join(self.lines)}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

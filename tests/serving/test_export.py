@@ -42,7 +42,8 @@ def test_manifest_names_every_graph_with_its_sha256(project):
     assert set(manifest["graphs"]) == set(GRAPHS)
     for entry in manifest["graphs"].values():
         assert sha256_file(out_dir / entry["file"]) == entry["sha256"]
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(["manifest.json", *(f"{g}.onnx" for g in GRAPHS)])
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(["manifest.json", "gallery.npz", *(f"{g}.onnx" for g in GRAPHS)])
+    assert sha256_file(out_dir / "gallery.npz") == manifest["gallery"]["sha256"] and manifest["gallery"]["images"] == 30
     assert manifest["checkpoint_sha256"] == sha256_file(params.export.checkpoint)
     assert manifest["parity"] == {"images": 30, "atol": params.export.atol, "rtol": params.export.rtol}
 

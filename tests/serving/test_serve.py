@@ -6,10 +6,7 @@ import json
 import re
 import subprocess
 import sys
-import threading
-import time
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -21,53 +18,6 @@ from vaeops.serving.serve import create_app
 
 D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 TOL = dict(rtol=1e-4, atol=1e-5)
-STARTUP_SECONDS = 90
-
-
-class Server:
-    """A `vaeops serve` subprocess; its stderr is drained by a thread so the pipe never fills."""
-
-    def __init__(self, args: list[str]):
-        self.process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")), daemon=True).start()
-
-    def url(self) -> str:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
-                if found:
-                    return found.group(1)
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}: {''.join(self.lines)}")
-            time.sleep(0.05)
-        raise AssertionError(f"server did not start in {STARTUP_SECONDS} s: {''.join(self.lines)}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """Export a tiny model, start the real server on a free loopback port (max_batch 16, 200 kB bodies)."""
-    root = tmp_path_factory.mktemp("serve")
-    params, model = make_project(root)
-    manifest = export(params)
-    server = Server(["--params", str(root / "params.yaml"), "--port", "0"])
-    try:
-        with httpx.Client(base_url=server.url(), timeout=30) as client:
-            yield client, model, manifest
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def images():
     return np.random.default_rng(2).random((4, *IMAGE_SHAPE), dtype=np.float32)

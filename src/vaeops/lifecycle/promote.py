@@ -10,6 +10,7 @@ from typing import Any
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
+from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, read_graph, read_manifest
 
 METRICS = "metrics.json"
@@ -94,9 +95,10 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: f
 
 def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any]) -> None:
     """Put the export (graphs + manifest), its metrics and the decision into the champion folder in one atomic swap."""
-    _, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
+    manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
+    gallery_bytes = gallery.read_bytes(export_dir, manifest)
     with atomic_directory(champion_dir) as staging:
-        for file_name, data in graphs.items():
+        for file_name, data in {**graphs, **({gallery.GALLERY_FILE: gallery_bytes} if gallery_bytes is not None else {})}.items():
             (staging / file_name).write_bytes(data)
         shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
         shutil.copyfile(metrics_path, staging / METRICS)

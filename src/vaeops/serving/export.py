@@ -19,6 +19,7 @@ from vaeops.core.errors import ExportError
 from vaeops.core.fileio import atomic_directory, read_json_object, sha256_bytes, sha256_file
 from vaeops.core.params import Params, load_params
 from vaeops.data import splits
+from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, MANIFEST_FORMAT, METADATA_PREFIX
 from vaeops.training.checkpoint import load_model
 from vaeops.training.model import VAE
@@ -229,7 +230,7 @@ def export(params: Params) -> dict[str, Any]:
     checkpoint = Path(cfg.checkpoint)
     prepared = params.data.out_dir
     model, state = load_model(checkpoint, expected_data_sha256=splits.manifest_sha256(prepared))
-    images, _ = splits.load_split(prepared, "test")
+    images, labels = splits.load_split(prepared, "test")
     image_shape = tuple(images.shape[1:])
     if int(np.prod(image_shape)) != model.config.input_dim:
         raise ExportError(f"test images {image_shape} do not match the model's input size {model.config.input_dim}")
@@ -271,7 +272,9 @@ def export(params: Params) -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "graphs": entries,
     }
+    gallery_bytes, manifest["gallery"] = gallery.encode(images, labels, gallery.pick(labels, cfg.gallery_images))
     with atomic_directory(cfg.out_dir) as staging:
+        (staging / gallery.GALLERY_FILE).write_bytes(gallery_bytes)
         for name, data in graphs.items():
             (staging / entries[name]["file"]).write_bytes(data)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

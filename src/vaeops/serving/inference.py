@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import numbers
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import onnxruntime as ort
 
-from vaeops.core.errors import BatchTooLarge, InferenceFailed, InputError, ModelFileError, ParamsError
+from vaeops.core.errors import InferenceFailed, InputError, ModelFileError, ParamsError
 from vaeops.core.fileio import read_json_object, sha256_bytes
+from vaeops.serving.inputs import as_array, check_count, check_finite, check_int
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "vaeops-onnx/1"
@@ -99,43 +100,6 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def as_array(value: Any, what: str) -> np.ndarray:
-    """Turn nested lists or an array into a numeric array, refusing what cannot be converted without guessing."""
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{what} must be a rectangular array of numbers (nested lists of equal length): {exc}") from None
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{what} must hold real numbers, got dtype {array.dtype} (strings, objects, None and complex are refused)")
-    return array
-
-
-def check_finite(array: np.ndarray, what: str) -> None:
-    """Refuse NaN and infinite values, naming how many there are and where the first one is."""
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))
-        raise InputError(f"{what} contains {len(bad)} NaN or infinite value(s), first at index {tuple(int(i) for i in bad[0])}")
-
-
-def check_count(count: int, limit: int, what: str) -> None:
-    """Refuse an empty batch, or one above the configured limit."""
-    if count == 0:
-        raise InputError(f"{what}: empty batch (no rows)")
-    if count > limit:
-        raise BatchTooLarge(f"{what}: batch of {count} is above the limit of {limit}; split it into smaller requests")
-
-
-def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    """An integer option in [low, high]; bools and floats are refused rather than truncated."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        error = BatchTooLarge if high is not None and value > high else InputError
-        raise error(f"{name} must be in {bound}, got {value}")
-    return int(value)
-
-
 class OnnxVAE:
     """The exported VAE: encode, decode, reconstruct (mean or sampled) and generate, on the best provider here."""
 
@@ -160,6 +124,8 @@ class OnnxVAE:
         self.image_shape = tuple(self.manifest["image_shape"])
         self.input_dim = int(self.manifest["input_dim"])
         self.latent_dim = int(self.manifest["latent_dim"])
+        # Called with (graph, seconds) after every onnxruntime run: the HTTP service's inference-time metric.
+        self.on_run: Callable[[str, float], None] | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -194,19 +160,19 @@ class OnnxVAE:
             raise InputError(f"image values must lie in [0, 1], got min {low:.6g}, max {high:.6g}{hint}")
         return np.ascontiguousarray(array, dtype=np.float32), restore, single
 
-    def _latents(self, z: Any) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    def _latents(self, z: Any, what: str = "z") -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Validate latents (L,) or (N, L); return float32 (N, L) and a function shaping decoded images."""
-        array = as_array(z, "z")
+        array = as_array(z, what)
         if array.size == 0:
-            raise InputError(f"z: empty batch (no values, shape {array.shape})")
-        check_finite(array, "z")
+            raise InputError(f"{what}: empty batch (no values, shape {array.shape})")
+        check_finite(array, what)
         if array.shape == (self.latent_dim,):
             array, restore = array.reshape(1, -1), lambda out: out.reshape(self.image_shape)
         elif array.ndim == 2 and array.shape[1] == self.latent_dim:
             restore = lambda out: out.reshape((len(out), *self.image_shape))  # noqa: E731
         else:
-            raise InputError(f"z has shape {array.shape}; expected ({self.latent_dim},) or (N, {self.latent_dim})")
-        check_count(len(array), self.max_batch, "z")
+            raise InputError(f"{what} has shape {array.shape}; expected ({self.latent_dim},) or (N, {self.latent_dim})")
+        check_count(len(array), self.max_batch, what)
         return np.ascontiguousarray(array, dtype=np.float32), restore
 
     def _run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -217,10 +183,36 @@ class OnnxVAE:
                 isinstance(dim, int) and dim != got for dim, got in zip(shape, array.shape)
             ):
                 raise InputError(f"{graph}.{name}: got {array.dtype} {array.shape}, the graph expects float32 {shape}")
+        started = time.perf_counter()
         try:
-            return self.sessions[graph].run(None, feeds)
+            outputs = self.sessions[graph].run(None, feeds)
         except Exception as exc:
             raise InferenceFailed(f"onnxruntime failed running {graph}: {exc}") from None
+        if self.on_run is not None:
+            self.on_run(graph, time.perf_counter() - started)
+        return outputs
+
+    def run_graph(self, graph: str, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run one exported graph on named batch inputs, each checked like the methods below check theirs: images
+        `x` (N, D) in [0, 1], latents `z` and noise `eps` (N, L), finite, N within max_batch. For protocol front ends
+        (the Open Inference Protocol) that address graphs and tensors by name."""
+        if graph not in self.sessions:
+            raise InputError(f"unknown graph {graph!r}; this model has {', '.join(self.sessions)}")
+        expected = [name for name, _ in self.input_shapes[graph]]
+        if sorted(inputs) != sorted(expected):
+            raise InputError(f"{graph} takes input(s) {', '.join(expected)}, got {', '.join(inputs) or 'none'}")
+        feeds, rows = {}, set()
+        for name, value in inputs.items():
+            array = as_array(value, name)
+            width = self.input_dim if name == "x" else self.latent_dim
+            if array.ndim != 2 or array.shape[1] != width:
+                raise InputError(f"{graph}.{name} has shape {list(array.shape)}; expected [N, {width}]")
+            feeds[name] = self._images(array)[0] if name == "x" else self._latents(array, name)[0]
+            rows.add(len(array))
+        if len(rows) > 1:
+            raise InputError(f"{graph}: the inputs disagree on the batch size ({sorted(rows)})")
+        outputs = [output.name for output in self.sessions[graph].get_outputs()]
+        return dict(zip(outputs, self._run(graph, feeds)))
 
     def encode(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
         """Posterior parameters of each image: (mu, logvar), each (N, latent) or (latent,) for a single image."""
@@ -253,8 +245,14 @@ class OnnxVAE:
         mu, logvar = self._run("encoder", {"x": x})
         eps = rng.standard_normal((samples, len(x), self.latent_dim), dtype=np.float32)
         z = (mu + np.exp(0.5 * logvar) * eps).reshape(-1, self.latent_dim)
-        decoded = np.concatenate([self._run("decoder", {"z": z[i : i + DECODE_CHUNK]})[0] for i in range(0, len(z), DECODE_CHUNK)])
+        decoded = self.decode_many(z)
         return restore(decoded.reshape(samples, len(x), -1).mean(axis=0, dtype=np.float64).astype(np.float32))
+
+    def decode_many(self, z: np.ndarray) -> np.ndarray:
+        """Decoder outputs (M, D) for many float32 latents (M, L), in bounded chunks and without the per-request
+        batch limit: for work whose size the caller has already bounded (sampled reconstructions, /explain)."""
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        return np.concatenate([self._run("decoder", {"z": z[i : i + DECODE_CHUNK]})[0] for i in range(0, len(z), DECODE_CHUNK)])
 
     def generate(self, n: int, seed: int | None = None) -> np.ndarray:
         """Draw n images from the model: z ~ N(0, I) from `seed`, decoded to pixel probabilities (n, H, W)."""

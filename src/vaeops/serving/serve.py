@@ -1,120 +1,37 @@
-"""HTTP service: a FastAPI app over the ONNX inference library, with request limits and 4xx answers for bad input."""
+"""HTTP service: a FastAPI app over the ONNX inference library: the JSON API, the Open Inference Protocol (/v2),
+Prometheus metrics (/metrics), request limits, and 4xx answers for bad input."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vaeops.core import __version__
 from vaeops.core.errors import BatchTooLarge, InferenceFailed, InputError
 from vaeops.core.params import ServeParams, load_params
+from vaeops.serving import launch, oip, page
 from vaeops.serving.inference import OnnxVAE
-
-IMAGES_DOC = "one image (H, W) or (H*W,), or a batch (N, H, W) or (N, H*W); numbers in [0, 1]"
-
-
-class EncodeRequest(BaseModel):
-    """Images to encode into the posterior parameters (mu, logvar)."""
-
-    images: list[Any] = Field(description=IMAGES_DOC, examples=[[[0.0, 0.5], [1.0, 0.25]]])
-
-
-class ReconstructRequest(BaseModel):
-    """Images to reconstruct from z = mu (mode mean) or from draws z ~ q(z|x) (mode sample)."""
-
-    images: list[Any] = Field(description=IMAGES_DOC)
-    mode: Literal["mean", "sample"] = Field("mean", description="mean: decode z = mu; sample: average of `samples` draws z ~ q(z|x)")
-    samples: int = Field(1, strict=True, description="Monte-Carlo draws per image (mode=sample only)")
-    seed: int | None = Field(None, strict=True, description="seed of the draws; null = fresh randomness")
-
-
-class DecodeRequest(BaseModel):
-    """Latents to decode into images."""
-
-    z: list[Any] = Field(description="one latent (L,) or a batch (N, L)")
-
-
-class GenerateRequest(BaseModel):
-    """How many images to draw from the prior z ~ N(0, I), and the seed."""
-
-    n: int = Field(1, strict=True, description="number of images to draw from the prior")
-    seed: int | None = Field(None, strict=True, description="seed of z ~ N(0, I); null = fresh randomness")
-
-
-class EncodeResponse(BaseModel):
-    """Posterior mean and log-variance of each image."""
-
-    model_version: str
-    mu: list[Any]
-    logvar: list[Any]
-
-
-class ImagesResponse(BaseModel):
-    """Decoded images in the layout of the request."""
-
-    model_version: str
-    shape: list[int]
-    images: list[Any] = Field(description="pixel probabilities (Bernoulli) or means (Gaussian), in the request's layout")
-
-
-class ErrorResponse(BaseModel):
-    """Why a request was refused."""
-
-    detail: str
-
-
-class BodyLimit:
-    """ASGI middleware: answer 413 once a request body passes `max_bytes`, whether or not it declares its length."""
-
-    def __init__(self, app: Any, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return await _send_error(send, 400, "invalid Content-Length header")
-            if int(declared) > self.max_bytes:
-                return await _send_error(send, 413, f"request body of {int(declared)} bytes is above the limit of {self.max_bytes}")
-        # Read the whole (bounded) body here, then replay it: a chunked upload cannot slip past the limit.
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                return await _send_error(send, 413, f"request body is above the limit of {self.max_bytes} bytes")
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        return await self.app(scope, replay, send)
-
-
-async def _send_error(send: Any, status: int, detail: str) -> None:
-    body = JSONResponse({"detail": detail}).body
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+from vaeops.serving.metrics import MetricsMiddleware, ServiceMetrics
+from vaeops.serving.middleware import BodyLimit
+from vaeops.serving.schemas import (
+    DecodeRequest,
+    EncodeRequest,
+    EncodeResponse,
+    ErrorResponse,
+    GenerateRequest,
+    ImagesResponse,
+    ReconstructRequest,
+)
 
 
 class NumpyJSONResponse(Response):
@@ -133,23 +50,45 @@ def _listed(array: np.ndarray) -> np.ndarray:
 
 
 def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 64, max_body_bytes: int = 8_000_000,
-               threads: int = 0, providers: list[str] | None = None) -> FastAPI:
+               threads: int = 0, providers: list[str] | None = None, report_dir: str | Path = "reports",
+               max_explain_draws: int = 50_000) -> FastAPI:
     """Load the exported model (sha256-checked) and build the app; a bad model folder fails here, not per request."""
     model = OnnxVAE(model_dir, max_batch=max_batch, max_samples=max_samples, threads=threads, providers=providers or None)
     version = model.manifest["model_version"]
-    app = FastAPI(title="vaeops", version=__version__, description="Variational autoencoder served from ONNX: encode, "
-                  "reconstruct (posterior mean or Monte-Carlo samples) and generate. JSON in, JSON out.")
+    metrics = ServiceMetrics(version)
+    model.on_run = metrics.observe_inference
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not from a CDN.
+    app = FastAPIOffline(title="vaeops", version=__version__, description="Variational autoencoder served from ONNX: encode, "
+                  "reconstruct (posterior mean or Monte-Carlo samples) and generate, as JSON, and every exported graph "
+                  "over the Open Inference Protocol (/v2, JSON or binary tensors).")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: refused bodies are counted too
     app.state.model = model
+    app.include_router(oip.build_router(model))
+    page.mount(app, model, report_dir, max_explain_draws)
     errors = {413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
 
     @app.exception_handler(InputError)
-    async def input_error(_: Request, exc: InputError) -> JSONResponse:
+    async def input_error(request: Request, exc: InputError) -> Response:
+        if request.url.path.startswith("/v2"):
+            return oip.error_response(str(exc), oip.status_of(exc))
         return JSONResponse({"detail": str(exc)}, status_code=413 if isinstance(exc, BatchTooLarge) else 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/v2"):  # unknown /v2 routes and methods answer with the protocol's object
+            return oip.error_response(str(exc.detail), exc.status_code)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(InferenceFailed)
     async def inference_failed(_: Request, exc: InferenceFailed) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus metrics: requests by endpoint and status, latency, in-flight, inference time, model version."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -189,28 +128,43 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 6
     return app
 
 
-def app_from_params(section: ServeParams, model_dir: str | None = None) -> FastAPI:
-    """Build the app from the `serve` section of params.yaml (optionally another model folder)."""
+def app_from_params(section: ServeParams, model_dir: str | None = None, threads: int | None = None) -> FastAPI:
+    """Build the app from the `serve` section of params.yaml (optionally another model folder or thread count)."""
     return create_app(model_dir or section.model_dir, max_batch=section.max_batch, max_samples=section.max_samples,
-                      max_body_bytes=section.max_body_bytes, threads=section.threads, providers=section.providers)
+                      max_body_bytes=section.max_body_bytes, threads=section.threads if threads is None else threads,
+                      providers=section.providers, report_dir=section.report_dir, max_explain_draws=section.max_explain_draws)
+
+
+def app_from_settings() -> FastAPI:
+    """The app of one worker process, from the settings `vaeops serve` handed down (uvicorn's app factory)."""
+    settings = launch.imported_settings()
+    return app_from_params(ServeParams(**settings["serve"]), settings["model_dir"], settings["threads"])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `vaeops serve`: each overrides its serve.* parameter."""
-    parser.add_argument("--host", help="interface to bind (default: serve.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: serve.port; 0 picks a free one)")
+    parser.add_argument("--host", type=launch.check_host, help="interface to bind (default: serve.host, 127.0.0.1)")
+    parser.add_argument("--port", type=launch.check_port, help="port in [0, 65535] (default: serve.port; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default: serve.workers)")
     parser.add_argument("--model-dir", help="exported model folder with a manifest.json (default: serve.model_dir)")
 
 
 def run_cli(args: argparse.Namespace) -> None:
-    """`vaeops serve`: load the exported model and serve it with uvicorn until interrupted."""
-    import uvicorn
-
+    """`vaeops serve`: load the exported model, bind the address, and serve until interrupted."""
     section = load_params(args.params).serve
-    app = app_from_params(section, args.model_dir)
+    if args.workers is not None:
+        section = dataclasses.replace(section, workers=args.workers)
+        section.check()
+    threads = launch.worker_threads(section.threads, section.workers)
+    app = app_from_params(section, args.model_dir, threads)  # loads the model: a bad folder stops here, exit code 2
     host = args.host or section.host
-    port = section.port if args.port is None else args.port
+    sock = launch.bind(host, section.port if args.port is None else args.port)
+    bound = sock.getsockname()[1]
     model = app.state.model
-    print(f"vaeops serve: model {model.manifest['model_version']} from {model.model_dir} on {', '.join(model.providers)}", flush=True)
-    # Info level so uvicorn reports the address it bound (port 0 picks a free one); no per-request access log.
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    launch.export_settings({"serve": dataclasses.asdict(section), "model_dir": str(model.model_dir), "threads": threads})
+    shown = f"[{host}]" if ":" in host else host
+    print(f"vaeops serve: model {model.manifest['model_version']} from {model.model_dir} on {', '.join(model.providers)}, "
+          f"{section.workers} worker(s) x {threads} onnxruntime thread(s)", flush=True)
+    print(f"vaeops serve: listening on http://{shown}:{bound} (JSON API, /v2 Open Inference Protocol, /metrics, "
+          "/docs)", flush=True)
+    launch.serve_forever(app if section.workers == 1 else None, sock, section.workers)

@@ -1,0 +1,106 @@
+"""The page at `/` and the endpoints it calls: gallery, per-image explanation, model card, the report as HTML.
+
+Everything the browser loads comes from this package (`static/`) or from the server itself: no CDN, no build step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import markdown
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from vaeops.serving import explain, gallery
+from vaeops.serving.inference import OnnxVAE
+
+STATIC = Path(__file__).parent / "static"
+REPORT_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}")
+
+
+class ExplainRequest(BaseModel):
+    """One image and how many draws to use for the numbers behind "why sample z?"."""
+
+    image: list[Any] = Field(description="one image (H, W) or (H*W,), numbers in [0, 1]")
+    samples: int = Field(16, strict=True, description="draws z ~ q(z|x) for the sampled decodes and E_q[log p(x|z)]")
+    seed: int = Field(0, strict=True, description="seed of every draw: the same request gives the same numbers")
+    ks: list[int] = Field([1, 10, 100, 1000], description="sample counts K of the ELBO_K and L_K estimates")
+    repeats: int = Field(10, strict=True, description="independent repeats per K, for the spread of each estimate")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object beside the model (metrics, promotion decision), or None when absent or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def model_card(model: OnnxVAE) -> dict[str, Any]:
+    """The served model: version, training data, headline metrics, and the promotion decision that installed it."""
+    manifest = model.manifest
+    metrics = read_json(model.model_dir / "metrics.json") or {}
+    keys = ("model_version", "epoch", "data_sha256", "params_sha256", "checkpoint_sha256", "likelihood", "image_shape",
+            "latent_dim", "opset")
+    return {**{key: manifest.get(key) for key in keys},
+            # the champion's metrics.json, else the context the export stamped into the manifest
+            "data": {key: metrics.get(key, (manifest.get("metrics") or {}).get(key))
+                     for key in ("dataset", "split", "images", "pixels", "binarize")},
+            "metrics": manifest.get("metrics") or {}, "models": metrics.get("models") or {},
+            "promotion": read_json(model.model_dir / "promotion.json")}
+
+
+def report_html(report: Path) -> str:
+    """The evaluation report rendered from Markdown, its figures served under /report/plots/."""
+    body = markdown.markdown(report.read_text(encoding="utf-8"), extensions=["tables"])
+    body = body.replace('src="plots/', 'src="/report/plots/')  # the report links its figures relative to itself
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>vaeops report</title>"
+            f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a></p>{body}</body></html>")
+
+
+def mount(app: FastAPI, model: OnnxVAE, report_dir: str | Path, max_draws: int) -> None:
+    """Add the page, its static files, its endpoints and the report to the app."""
+    router = APIRouter(tags=["Page"])
+    report = Path(report_dir) / "report.md"
+    pictures = gallery.load(model.model_dir, model.manifest)  # checked once, at start-up
+
+    @router.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @router.get("/gallery")
+    def test_images() -> dict[str, Any]:
+        """Test images shipped with the model (a few of each class), for the page's gallery."""
+        if pictures is None:
+            return {"image_shape": list(model.image_shape), "images": [], "labels": []}
+        images, labels = pictures
+        return {"image_shape": list(model.image_shape), "images": images.tolist(), "labels": labels.tolist()}
+
+    @router.post("/explain")
+    def explain_image(request: ExplainRequest) -> dict[str, Any]:
+        """For one image: mean and sampled decodes, log p(x|mu) against E_q[log p(x|z)], KL, ELBO_K and L_K by K."""
+        return explain.explain(model, request.image, request.samples, request.seed, request.ks, request.repeats,
+                               max_draws)
+
+    @router.get("/model-card")
+    def card() -> dict[str, Any]:
+        """The served model's version, training data, headline metrics and promotion decision."""
+        return model_card(model)
+
+    @router.get("/report", response_class=HTMLResponse)
+    def report_page() -> HTMLResponse:
+        """The evaluation report (reports/report.md) as HTML, figures included."""
+        if not report.is_file():
+            return HTMLResponse(f"<p>No report at {report}: run the pipeline (`make run`) first.</p>", status_code=404)
+        return HTMLResponse(report_html(report))
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if (report.parent / "plots").is_dir():
+        app.mount("/report/plots", StaticFiles(directory=report.parent / "plots"), name="report-plots")

@@ -1,0 +1,59 @@
+"""Request and response bodies of the JSON API (pydantic): what /docs shows and FastAPI validates."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+IMAGES_DOC = "one image (H, W) or (H*W,), or a batch (N, H, W) or (N, H*W); numbers in [0, 1]"
+
+
+class EncodeRequest(BaseModel):
+    """Images to encode into the posterior parameters (mu, logvar)."""
+
+    images: list[Any] = Field(description=IMAGES_DOC, examples=[[[0.0, 0.5], [1.0, 0.25]]])
+
+
+class ReconstructRequest(BaseModel):
+    """Images to reconstruct from z = mu (mode mean) or from draws z ~ q(z|x) (mode sample)."""
+
+    images: list[Any] = Field(description=IMAGES_DOC)
+    mode: Literal["mean", "sample"] = Field("mean", description="mean: decode z = mu; sample: average of `samples` draws z ~ q(z|x)")
+    samples: int = Field(1, strict=True, description="Monte-Carlo draws per image (mode=sample only)")
+    seed: int | None = Field(None, strict=True, description="seed of the draws; null = fresh randomness")
+
+
+class DecodeRequest(BaseModel):
+    """Latents to decode into images."""
+
+    z: list[Any] = Field(description="one latent (L,) or a batch (N, L)")
+
+
+class GenerateRequest(BaseModel):
+    """How many images to draw from the prior z ~ N(0, I), and the seed."""
+
+    n: int = Field(1, strict=True, description="number of images to draw from the prior")
+    seed: int | None = Field(None, strict=True, description="seed of z ~ N(0, I); null = fresh randomness")
+
+
+class EncodeResponse(BaseModel):
+    """Posterior mean and log-variance of each image."""
+
+    model_version: str
+    mu: list[Any]
+    logvar: list[Any]
+
+
+class ImagesResponse(BaseModel):
+    """Decoded images in the layout of the request."""
+
+    model_version: str
+    shape: list[int]
+    images: list[Any] = Field(description="pixel probabilities (Bernoulli) or means (Gaussian), in the request's layout")
+
+
+class ErrorResponse(BaseModel):
+    """Why a request was refused."""
+
+    detail: str

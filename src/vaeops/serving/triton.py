@@ -1,0 +1,110 @@
+"""`vaeops triton-repo`: the served model as an NVIDIA Triton model repository, the scale-out path.
+
+One folder per exported graph, each with a `config.pbtxt` (platform onnxruntime_onnx, max batch size, dynamic
+batching, an instance group Triton places on a GPU when one is present) and a numbered version folder holding
+`model.onnx`. A new model becomes the next version; writing the same model again changes nothing. Clients address
+the graphs by the same names and tensors as on `vaeops serve`'s /v2 routes, so one client works against both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from vaeops.core.errors import ExportError
+from vaeops.core.fileio import atomic_directory, sha256_bytes, sha256_file
+from vaeops.core.params import Params, load_params
+from vaeops.serving.inference import GRAPHS, read_graph, read_manifest
+
+CONFIG = "config.pbtxt"
+MODEL_FILE = "model.onnx"
+TRITON_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.DOUBLE: "TYPE_FP64",
+                onnx.TensorProto.FLOAT16: "TYPE_FP16", onnx.TensorProto.INT64: "TYPE_INT64"}
+
+
+def tensor_specs(model: onnx.ModelProto, kind: str) -> list[tuple[str, str, list[int]]]:
+    """(name, Triton data type, dims without the batch dimension) of a graph's inputs or outputs."""
+    specs = []
+    for value in getattr(model.graph, kind):
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+        if not dims or dims[0] != -1:
+            raise ExportError(f"{value.name}: the first dimension must be the symbolic batch dimension, got {dims}")
+        if tensor.elem_type not in TRITON_TYPES:
+            raise ExportError(f"{value.name}: ONNX element type {tensor.elem_type} has no Triton data type here")
+        specs.append((value.name, TRITON_TYPES[tensor.elem_type], dims[1:]))
+    return specs
+
+
+def config_text(name: str, model: onnx.ModelProto, max_batch_size: int, queue_delay_us: int, model_version: str) -> str:
+    """A Triton model configuration in protobuf text format."""
+    def tensors(kind: str) -> str:
+        return ",\n".join(f'  {{\n    name: "{n}"\n    data_type: {t}\n    dims: [ {", ".join(map(str, d))} ]\n  }}'
+                          for n, t, d in tensor_specs(model, kind))
+
+    return (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
+            f"version_policy: {{ latest {{ num_versions: 1 }} }}\n"
+            f"input [\n{tensors('input')}\n]\noutput [\n{tensors('output')}\n]\n"
+            f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
+            # KIND_AUTO: Triton puts the instance on a GPU when one is present, else on the CPU.
+            "instance_group [\n  {\n    count: 1\n    kind: KIND_AUTO\n  }\n]\n"
+            f'parameters {{\n  key: "vaeops_model_version"\n  value: {{ string_value: "{model_version}" }}\n}}\n')
+
+
+def versions(folder: Path) -> list[int]:
+    """The numbered version folders of one model in a repository, ascending."""
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()) if folder.is_dir() else []
+
+
+def next_version(repo: Path, graphs: dict[str, bytes]) -> tuple[int, bool]:
+    """The version the graphs go to, and whether it is new: the latest one when it holds these very graphs."""
+    latest = max((max(versions(repo / name), default=0) for name in graphs), default=0)
+    same = latest > 0 and all((repo / name / str(latest) / MODEL_FILE).is_file()
+                              and sha256_file(repo / name / str(latest) / MODEL_FILE) == sha256_bytes(data)
+                              for name, data in graphs.items())
+    return (latest, False) if same else (latest + 1, True)
+
+
+def write_repository(model_dir: str | Path, repo: str | Path, max_batch_size: int, queue_delay_us: int) -> dict[str, Any]:
+    """Write (or add a version to) the Triton repository of the exported model in `model_dir`; atomic as a whole."""
+    model_dir, repo = Path(model_dir), Path(repo)
+    manifest = read_manifest(model_dir)
+    graphs = {name: read_graph(model_dir, manifest, name) for name in GRAPHS}  # sha256-checked bytes
+    version, new = next_version(repo, graphs)
+    if new:
+        with atomic_directory(repo) as staging:
+            if repo.is_dir():
+                shutil.copytree(repo, staging, dirs_exist_ok=True)  # earlier versions stay for rollback
+            for name, data in graphs.items():
+                model = onnx.load_from_string(data)
+                (staging / name / str(version)).mkdir(parents=True)
+                (staging / name / str(version) / MODEL_FILE).write_bytes(data)
+                (staging / name / CONFIG).write_text(
+                    config_text(name, model, max_batch_size, queue_delay_us, manifest["model_version"]), encoding="utf-8")
+    return {"repository": str(repo), "version": version, "written": new, "model_version": manifest["model_version"],
+            "models": list(graphs)}
+
+
+def triton_repo(params: Params, model_dir: str | None = None, out: str | None = None) -> dict[str, Any]:
+    """Stage-style entry: the Triton repository of serve.model_dir (the champion) at serve.triton_repo."""
+    section = params.serve
+    return write_repository(model_dir or section.model_dir, out or section.triton_repo, section.triton_max_batch_size,
+                            section.triton_queue_delay_us)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `vaeops triton-repo`."""
+    parser.add_argument("--model-dir", help="exported model folder (default: serve.model_dir, the champion)")
+    parser.add_argument("--out", help="repository folder (default: serve.triton_repo)")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """`vaeops triton-repo`: write the repository and say which version it holds."""
+    result = triton_repo(load_params(args.params), args.model_dir, args.out)
+    state = "written" if result["written"] else "already there"
+    print(f"triton-repo: {result['model_version']} as version {result['version']} of "
+          f"{', '.join(result['models'])} in {result['repository']}/ ({state})")

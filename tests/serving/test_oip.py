@@ -1,0 +1,225 @@
+"""The Open Inference Protocol on the real `vaeops serve`, called by tritonclient (the reference client) and raw HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton_http
+from onnx_helpers import IMAGE_SHAPE, Server, make_project
+from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
+
+from vaeops.serving.export import export
+from vaeops.serving.inference import GRAPHS, load
+
+D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+PARITY = dict(rtol=1e-4, atol=1e-5)  # export.rtol / export.atol of the project params
+HEADER = "Inference-Header-Content-Length"
+
+
+@pytest.fixture(scope="module")
+def triton(served):
+    client, _, manifest = served
+    return triton_http.InferenceServerClient(str(client.base_url).removeprefix("http://").rstrip("/")), manifest
+
+
+@pytest.fixture(scope="module")
+def library(serve_project):
+    """The inference library on the same export the server serves (the trusted reference)."""
+    _, params, _, _ = serve_project
+    return load(params.export.out_dir)
+
+
+def test_metadata_satisfies_tritonclient(triton):
+    client, manifest = triton
+    assert client.is_server_live() and client.is_server_ready()
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    for graph in GRAPHS:
+        assert client.is_model_ready(graph)
+        meta = client.get_model_metadata(graph)
+        assert meta["name"] == graph and meta["versions"] == [manifest["model_version"]]
+        entry = manifest["graphs"][graph]
+        assert [t["name"] for t in meta["inputs"]] == entry["inputs"]
+        assert [t["name"] for t in meta["outputs"]] == entry["outputs"]
+        for tensor in meta["inputs"] + meta["outputs"]:
+            assert triton_to_np_dtype(tensor["datatype"]) == np.float32
+            width = manifest["latent_dim"] if tensor["name"] in ("z", "eps", "mu", "logvar") else D
+            assert tensor["shape"] == [-1, width]
+    assert not client.is_model_ready("nope")
+
+
+def infer(client, graph: str, arrays: dict[str, np.ndarray], binary: bool) -> dict[str, np.ndarray]:
+    """One tritonclient inference call, the inputs and outputs as JSON or as binary tensors."""
+    meta = client.get_model_metadata(graph)
+    inputs = []
+    for tensor in meta["inputs"]:
+        item = triton_http.InferInput(tensor["name"], list(arrays[tensor["name"]].shape), tensor["datatype"])
+        item.set_data_from_numpy(arrays[tensor["name"]], binary_data=binary)
+        inputs.append(item)
+    outputs = [triton_http.InferRequestedOutput(t["name"], binary_data=binary) for t in meta["outputs"]]
+    result = client.infer(graph, inputs, outputs=outputs)
+    return {t["name"]: result.as_numpy(t["name"]) for t in meta["outputs"]}
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_every_graph_through_tritonclient_matches_the_inference_library(triton, library, binary):
+    client, manifest = triton
+    rng = np.random.default_rng(4)
+    x = rng.random((3, D), dtype=np.float32)
+    z = rng.standard_normal((3, manifest["latent_dim"]), dtype=np.float32)
+    eps = rng.standard_normal((3, manifest["latent_dim"]), dtype=np.float32)
+    mu, logvar = library.encode(x)
+    expected = {
+        "encoder": ({"x": x}, {"mu": mu, "logvar": logvar}),
+        "decoder": ({"z": z}, {"x_hat": library.decode(z).reshape(3, D)}),
+        "reconstruct": ({"x": x, "eps": eps}, {"x_hat": library.decode(mu + np.exp(0.5 * logvar) * eps).reshape(3, D)}),
+        "reconstruct_mean": ({"x": x}, {"x_hat": library.reconstruct(x)}),
+    }
+    for graph, (arrays, outputs) in expected.items():
+        got = infer(client, graph, arrays, binary)
+        assert set(got) == set(outputs)
+        for name, value in outputs.items():
+            np.testing.assert_allclose(got[name], value, **PARITY, err_msg=f"{graph}.{name}")
+
+
+def test_all_outputs_come_back_binary_when_none_is_named(triton, library):
+    client, _ = triton
+    x = np.random.default_rng(5).random((2, D), dtype=np.float32)
+    item = triton_http.InferInput("x", [2, D], "FP32")
+    item.set_data_from_numpy(x, binary_data=True)
+    result = client.infer("encoder", [item])  # tritonclient then asks for binary_data_output
+    np.testing.assert_allclose(result.as_numpy("mu"), library.encode(x)[0], **PARITY)
+
+
+def oip_body(inputs: list[dict], binary: bytes = b"", outputs: list | None = None) -> tuple[bytes, dict]:
+    header = json.dumps({"inputs": inputs, **({"outputs": outputs} if outputs is not None else {})}).encode()
+    return header + binary, ({HEADER: str(len(header))} if binary else {})
+
+
+def x_input(rows: int = 1, **changes) -> dict:
+    return {"name": "x", "shape": [rows, D], "datatype": "FP32", "data": [0.5] * (rows * D), **changes}
+
+
+def binary_x(values: np.ndarray, size: int | None = None) -> tuple[bytes, dict]:
+    raw = values.astype("<f4").tobytes()
+    entry = {"name": "x", "shape": list(values.shape), "datatype": "FP32",
+             "parameters": {"binary_data_size": len(raw) if size is None else size}}
+    return oip_body([entry], raw)
+
+
+BAD = [
+    ("not json", "encoder", (b'{"inputs": [', {}), 400, "not valid JSON"),
+    ("no inputs", "encoder", oip_body([]), 400, "non-empty 'inputs'"),
+    ("wrong width", "encoder", oip_body([{**x_input(), "shape": [1, 7], "data": [0.5] * 7}]), 400, r"expected \[N, 64\]"),
+    ("data count", "encoder", oip_body([x_input(data=[0.5] * 3)]), 400, "holds 3 values"),
+    ("bytes datatype", "encoder", oip_body([x_input(datatype="BYTES")]), 400, "datatype 'BYTES'"),
+    ("strings as data", "encoder", oip_body([x_input(data=["a"] * D)]), 400, "not a list of FP32"),
+    ("out of range", "encoder", oip_body([x_input(data=[2.0] * D)]), 400, r"\[0, 1\]"),
+    ("NaN binary", "encoder", binary_x(np.full((1, D), np.nan)), 400, "NaN"),
+    ("binary size mismatch", "encoder", binary_x(np.full((1, D), 0.5), size=12), 400, "binary_data_size"),
+    ("oversize batch", "encoder", oip_body([x_input(rows=17)]), 413, "limit of 16"),
+    ("missing eps", "reconstruct", oip_body([x_input()]), 400, "takes input"),
+    ("unknown output", "encoder", oip_body([x_input()], outputs=[{"name": "sigma"}]), 400, "unknown output"),
+    ("unknown model", "nope", oip_body([x_input()]), 404, "unknown model"),
+    ("empty batch", "encoder", oip_body([x_input(rows=0, data=[])]), 400, "empty batch"),
+]
+
+
+@pytest.mark.parametrize("name, graph, request_body, status, message", BAD, ids=[b[0] for b in BAD])
+def test_bad_oip_requests_get_4xx_error_objects(served, name, graph, request_body, status, message):
+    body, headers = request_body
+    response = served[0].post(f"/v2/models/{graph}/infer", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert re.search(message, response.json()["error"]), response.text
+
+
+def test_oip_limits_and_unknown_routes_answer_with_error_objects(served):
+    client = served[0]
+    header = client.post("/v2/models/encoder/infer", content=b'{"inputs": []}', headers={HEADER: "999"})
+    assert header.status_code == 400 and HEADER in header.json()["error"]
+    extra = client.post("/v2/models/encoder/infer", content=oip_body([x_input()])[0] + b"junk", headers={HEADER: "10"})
+    assert extra.status_code == 400 and "error" in extra.json()
+    big = client.post("/v2/models/encoder/infer", content=b"0" * 300_000)
+    assert big.status_code == 413 and "limit" in big.json()["error"]
+    assert client.get("/v2/models/encoder/versions/999").status_code == 404
+    assert "error" in client.get("/v2/nowhere").json()
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        triton_http.InferenceServerClient(str(client.base_url).removeprefix("http://").rstrip("/")).get_model_metadata("nope")
+    assert client.post("/v2/models/encoder/infer", content=oip_body([x_input()])[0]).status_code == 200
+
+
+def scrape(client: httpx.Client) -> dict[tuple, float]:
+    samples = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_show_real_requests(served):
+    client, _, manifest = served
+    ok = ("vaeops_http_requests_total", (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")))
+    bad = ("vaeops_http_requests_total", (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "400")))
+    runs = ("vaeops_inference_duration_seconds_count", (("graph", "encoder"),))
+    before = scrape(client)
+    for _ in range(3):
+        assert client.post("/v2/models/encoder/infer", content=oip_body([x_input()])[0]).status_code == 200
+    assert client.post("/v2/models/encoder/infer", content=b"{").status_code == 400
+    after = scrape(client)
+    assert after[ok] - before.get(ok, 0) == 3 and after[bad] - before.get(bad, 0) == 1
+    assert after[runs] - before.get(runs, 0) == 3
+    assert after[("vaeops_model_info", (("model_version", manifest["model_version"]),))] == 1
+    assert after[("vaeops_http_requests_in_flight", ())] == 1  # the scrape itself
+    latency = ("vaeops_http_request_duration_seconds_count", (("endpoint", "/v2/models/{name}/infer"),))
+    assert after[latency] - before.get(latency, 0) == 4
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_port_and_their_metrics_add_up(tmp_path):
+    params, _ = make_project(tmp_path)
+    export(params)
+    server = Server(["--params", str(tmp_path / "params.yaml"), "--port", "0", "--workers", "2"])
+    try:
+        url = server.url()
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(20):  # a new connection each, so both workers take some
+                assert httpx.post(f"{url}/v2/models/reconstruct_mean/infer", content=oip_body([x_input()])[0]).status_code == 200
+            key = ("vaeops_http_requests_total", (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")))
+            assert scrape(client)[key] == 20
+    finally:
+        server.stop()
+    assert "2 worker(s)" in "".join(server.lines)
+
+
+def run_serve(*args: str, params: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vaeops.cli", "serve", "--params", params, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "99999"], r"argument --port: must be in \[0, 65535\]"),
+    (["--port", "-1"], r"argument --port: must be in \[0, 65535\]"),
+    (["--port", "http"], "argument --port: must be an integer"),
+    (["--host", "no-such-host.invalid"], "argument --host: 'no-such-host.invalid' is neither"),
+])
+def test_bad_port_and_host_are_refused_naming_the_option(tmp_path, args, message):
+    result = run_serve(*args, params=str(tmp_path / "params.yaml"))
+    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+
+
+def test_a_taken_port_exits_2_naming_the_address(tmp_path):
+    params, _ = make_project(tmp_path)
+    export(params)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_serve("--port", str(port), params=str(tmp_path / "params.yaml"))
+    assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
