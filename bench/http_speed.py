@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
+import yaml  # noqa: E402
+from helpers import complete_params  # noqa: E402
 from inference_speed import build_export  # noqa: E402
 
 LUA = """
@@ -59,7 +61,8 @@ def payloads(image: np.ndarray) -> dict[str, tuple[str, bytes, str, str]]:
 def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     """Start `vaeops serve` on a free loopback port; return the process and its base URL."""
     params = root / "serve.yaml"
-    params.write_text(f"serve: {{model_dir: {onnx_dir}, max_batch: 256, workers: {workers}}}\n")
+    params.write_text(yaml.safe_dump(complete_params({"serve": {"model_dir": str(onnx_dir), "max_batch": 256,
+                                                                "workers": workers}})))
     process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120

@@ -21,7 +21,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / sub) for sub in ("serving", "")]
+import yaml  # noqa: E402
+from helpers import complete_params  # noqa: E402
 from onnx_helpers import make_checkpoint, make_prepared  # noqa: E402
 
 from vaeops.core.params import load_params  # noqa: E402
@@ -42,9 +44,10 @@ def build_export(root: Path, checkpoint: str | None) -> tuple[torch.nn.Module, P
         save_checkpoint(target, {**load_checkpoint(checkpoint), "data_sha256": data_sha})
     else:
         make_checkpoint(target, data_sha, hidden=(400,), latent_dim=20, input_dim=784)
-    (root / "params.yaml").write_text(
-        f"data: {{out_dir: {root / 'prepared'}}}\nexport: {{checkpoint: {target}, out_dir: {root / 'onnx'}, metrics: {root / 'none.json'}}}\n"
-    )
+    raw = complete_params({"data": {"out_dir": str(root / "prepared")},
+                           "export": {"checkpoint": str(target), "out_dir": str(root / "onnx"),
+                                      "metrics": str(root / "none.json")}})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
     export(load_params(root / "params.yaml"))
     model, _ = load_model(target)
     return model, root / "onnx"

@@ -37,3 +37,11 @@ def git_copy_of_repo(dest: Path, params_changes: dict[str, Any]) -> Path:
     git("add", "-A", cwd=dest)
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy", cwd=dest)
     return dest
+
+
+def complete_params(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The repo's params.yaml with `sections` merged in key by key: a complete params document, as stages require."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return raw

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import complete_params
 
 from vaeops.cli import main
 from vaeops.core.params import load_params
@@ -55,7 +56,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def write_params(root: Path, **evaluate_overrides) -> Path:
-    raw = json.loads(json.dumps(PARAMS))
+    raw = complete_params(json.loads(json.dumps(PARAMS)))
     raw["evaluate"].update(evaluate_overrides)
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -1,5 +1,6 @@
 """Real `dvc repro` in a temporary git copy of the repo: runs, is a no-op the second time, pushes/pulls, stops at the gate."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -88,6 +89,18 @@ def test_repro_is_reproducible_versioned_and_gated(repo_copy):
     dvc("pull", cwd=repo_copy)
     assert (repo_copy / "data" / "prepared" / "manifest.json").read_bytes() == manifest
     assert "up to date" in dvc("status", cwd=repo_copy).stdout
+
+    # The remote verifies what it downloads (verify = true): a corrupted remote object fails the pull instead of
+    # being installed.
+    train_md5 = hashlib.md5((repo_copy / "data" / "prepared" / "train.npz").read_bytes()).hexdigest()
+    remote_object = repo_copy / ".dvc-storage" / "files" / "md5" / train_md5[:2] / train_md5[2:]
+    remote_object.write_bytes(b"corrupted" + remote_object.read_bytes()[9:])
+    shutil.rmtree(repo_copy / ".dvc" / "cache")
+    shutil.rmtree(repo_copy / "data" / "prepared")
+    corrupt = dvc("pull", cwd=repo_copy, check=False)
+    assert corrupt.returncode != 0, corrupt.stdout
+    train = repo_copy / "data" / "prepared" / "train.npz"
+    assert not train.exists() or hashlib.md5(train.read_bytes()).hexdigest() == train_md5
 
     # A failing gate stops `dvc repro`: non-zero exit, the failed expectation named, the lock not advanced.
     edit_params(repo_copy / "params.yaml", {"validate.class_share_max": 0.05})

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from helpers import complete_params
 
 from vaeops.core.params import Params, load_params
 from vaeops.data import splits
@@ -62,7 +63,7 @@ def make_project(root: Path, **checkpoint_options) -> tuple[Params, VAE]:
         },
         "serve": {"model_dir": str(root / "models" / "onnx"), "max_batch": 16, "max_samples": 8, "max_body_bytes": 200_000},
     }
-    (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (root / "params.yaml").write_text(yaml.safe_dump(complete_params(raw)), encoding="utf-8")
     return load_params(root / "params.yaml"), model
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -75,21 +77,50 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE); False where that is unsupported."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if function(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # an old kernel or a file system without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _recover(target: Path) -> None:
+    """Undo what a killed swap of `target` left: put a moved-aside folder back if the target is gone, and remove the
+    staging folders of writes that never finished. Stages run one at a time, so no live write owns them."""
+    backup = target.with_name(f".{target.name}.old")
+    if backup.exists() and not target.exists():
+        os.replace(backup, target)
+    for stale in [*target.parent.glob(f".{target.name}.*.tmp"), backup]:
+        if stale.exists():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; swap it in for `path` only if the block succeeds.
 
-    The old folder is moved aside first and deleted only after the new one is in place, so an
-    interruption leaves either the old or the new contents, never a mix.
+    The swap is one atomic exchange of the two folders where the kernel offers it (Linux), so a kill at any
+    instant leaves either the old or the new contents at `path`, never a mix and never nothing; elsewhere the old
+    folder is moved aside first and put back by the next write if a kill came between the two renames. Leftovers of
+    an interrupted write are removed at the next one.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staging
+        if target.exists() and _exchange(staging, target):
+            shutil.rmtree(staging)  # now the old contents
+            return
         backup = target.with_name(f".{target.name}.old")
-        if backup.exists():
-            shutil.rmtree(backup)
         if target.exists():
             os.replace(target, backup)
         os.replace(staging, target)

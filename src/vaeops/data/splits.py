@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vaeops.core.errors import DataError
-from vaeops.core.fileio import atomic_directory, sha256_file
+from vaeops.core.fileio import atomic_directory, read_json_object, sha256_file
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -41,8 +42,10 @@ def load_split(prepared_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndar
     try:
         with np.load(path, allow_pickle=False) as archive:
             images, labels = archive["images"], archive["labels"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path} is not a readable prepared split: {exc}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # a truncated or corrupt .npz raises any of these, depending on where the damage is
+        raise DataError(f"{path} is not a readable prepared split ({type(exc).__name__}: {exc}); re-run "
+                        "`vaeops prepare` or `dvc pull` to restore it") from None
     if images.ndim != 3 or labels.shape != (images.shape[0],):
         raise DataError(f"{path}: expected images (N, H, W) and labels (N,), got {images.shape} and {labels.shape}")
     return images, labels
@@ -50,10 +53,7 @@ def load_split(prepared_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndar
 
 def load_manifest(prepared_dir: str | Path) -> dict[str, Any]:
     """Read the manifest written beside the prepared splits."""
-    path = Path(prepared_dir) / MANIFEST
-    if not path.exists():
-        raise DataError(f"data manifest not found: {path} (run `vaeops prepare` first)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json_object(Path(prepared_dir) / MANIFEST, "data manifest", DataError, "run `vaeops prepare` first")
 
 
 def manifest_sha256(prepared_dir: str | Path) -> str:

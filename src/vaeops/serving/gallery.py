@@ -14,6 +14,7 @@ import numpy as np
 
 from vaeops.core.errors import ModelFileError
 from vaeops.core.fileio import sha256_bytes
+from vaeops.serving.inference import read_listed_file
 
 GALLERY_FILE = "gallery.npz"
 
@@ -48,14 +49,7 @@ def read_bytes(model_dir: str | Path, manifest: dict[str, Any]) -> bytes | None:
         return None
     if not isinstance(entry, dict) or entry.get("file") != GALLERY_FILE:
         raise ModelFileError(f"the export manifest in {model_dir} has a malformed 'gallery' entry")
-    path = Path(model_dir) / GALLERY_FILE
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}, named by the export manifest: {exc.strerror}") from None
-    if sha256_bytes(data) != entry.get("sha256"):
-        raise ModelFileError(f"{path} does not match the export manifest's sha256; re-run `vaeops export`")
-    return data
+    return read_listed_file(model_dir, entry, "gallery")
 
 
 def load(model_dir: str | Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -24,24 +24,45 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
 DECODE_CHUNK = 4096  # latents per decoder run in sampled reconstruction: bounds working memory
 ORT_DEFAULT_SEVERITY = 2
+# What the library and the service read from an export manifest, and the type each must have.
+MANIFEST_KEYS = {"model_version": str, "image_shape": list, "input_dim": int, "latent_dim": int, "likelihood": str,
+                 "graphs": dict}
 
 
-def read_manifest(model_dir: str | Path) -> dict[str, Any]:
-    """Read and sanity-check the export manifest of a model folder."""
+def read_manifest(model_dir: str | Path, keys: dict[str, type] = MANIFEST_KEYS) -> dict[str, Any]:
+    """Read and check the export manifest of a model folder: format, the `keys` its reader needs with their types,
+    and a file and sha256 for every graph; anything else is a ModelFileError naming the key."""
     path = Path(model_dir) / MANIFEST
     manifest = read_json_object(path, "export manifest", ModelFileError,
                                 "run `vaeops export`, or point serve.model_dir at an export")
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ModelFileError(f"{path} is not a {MANIFEST_FORMAT} export manifest")
-    missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
+    for key, kind in {**keys, "graphs": dict}.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            got = "missing" if key not in manifest else f"a {type(manifest[key]).__name__}"
+            raise ModelFileError(f"{path}: key {key!r} must be a {kind.__name__}, it is {got}; re-run `vaeops export`")
+    shape = manifest.get("image_shape")
+    if "image_shape" in keys and (len(shape) != 2 or not all(isinstance(d, int) and d > 0 for d in shape)
+                                  or shape[0] * shape[1] != manifest["input_dim"]):
+        raise ModelFileError(f"{path}: image_shape {shape} does not match input_dim {manifest['input_dim']}")
+    missing = [name for name in GRAPHS if name not in manifest["graphs"]]
     if missing:
         raise ModelFileError(f"{path} names no file for graph(s) {', '.join(missing)}")
+    for name in GRAPHS:
+        entry = manifest["graphs"][name]
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("file", "sha256")):
+            raise ModelFileError(f"{path}: graph {name!r} needs a 'file' and a 'sha256' string")
     return manifest
 
 
 def read_graph(model_dir: str | Path, manifest: dict[str, Any], name: str) -> bytes:
     """Read one graph file named by the manifest and return its bytes only if its sha256 matches."""
-    entry = manifest["graphs"][name]
+    return read_listed_file(model_dir, manifest["graphs"][name], name)
+
+
+def read_listed_file(model_dir: str | Path, entry: dict[str, Any], name: str) -> bytes:
+    """Read a file that a manifest entry (`file`, `sha256`, `bytes`) names, and return its bytes only if its sha256
+    matches; a missing, modified or truncated file, or a name outside the folder, is a ModelFileError."""
     file_name = str(entry.get("file", ""))
     # Only plain file names inside the model folder: a manifest must not point the loader elsewhere.
     if not file_name or Path(file_name).name != file_name or file_name in (".", ".."):

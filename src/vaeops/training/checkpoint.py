@@ -34,9 +34,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path} (run `vaeops train` first)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt files
         raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a vaeops checkpoint (a dict with "
+                              "model_config, model_state, params and data_sha256 written by `vaeops train`)")
+    return state
 
 
 def load_model(path: str | Path, expected_data_sha256: str | None = None, map_location: str | torch.device = "cpu") -> tuple[VAE, dict[str, Any]]:

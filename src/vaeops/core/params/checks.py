@@ -21,3 +21,9 @@ def is_cuda_index(device: str) -> bool:
     """True for "cuda:N"."""
     prefix, _, index = device.partition(":")
     return prefix == "cuda" and index.isdigit()
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """repr(value) for an error message, cut to `limit` characters (a YAML alias can expand to megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

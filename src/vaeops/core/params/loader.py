@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 
 from vaeops.core.errors import ParamsError
+from vaeops.core.params.checks import shown
 from vaeops.core.params.data import DataParams
 from vaeops.core.params.evaluate import EvaluateParams
 from vaeops.core.params.export import ExportParams
@@ -22,6 +24,7 @@ from vaeops.core.params.train import TrainParams
 from vaeops.core.params.validate import ValidateParams
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 SECTIONS: dict[str, type] = {
     "data": DataParams,
@@ -68,33 +71,35 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
                 return _coerce(name, value, option)
             except ParamsError as exc:
                 errors.append(str(exc))
-        raise ParamsError(errors[0] if errors else f"{name}: unexpected value {value!r}")
+        raise ParamsError(errors[0] if errors else f"{name}: unexpected value {shown(value)}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ParamsError(f"{name}: expected a list, got {value!r}")
+            raise ParamsError(f"{name}: expected a list, got {shown(value)}")
         (item_hint, *_) = typing.get_args(hint) or (Any,)
         return [_coerce(f"{name}[{i}]", item, item_hint) for i, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ParamsError(f"{name}: expected a mapping, got {value!r}")
+            raise ParamsError(f"{name}: expected a mapping, got {shown(value)}")
         return dict(value)
     if hint is Any:
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ParamsError(f"{name}: expected true or false, got {value!r}")
+            raise ParamsError(f"{name}: expected true or false, got {shown(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{name}: expected an integer, got {value!r}")
+            raise ParamsError(f"{name}: expected an integer, got {shown(value)}")
         return value
     if hint is float:
+        if isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
+            return float(value)  # `lr: 1e-3`: YAML 1.1 reads a number without a dot as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{name}: expected a number, got {value!r}")
+            raise ParamsError(f"{name}: expected a number, got {shown(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ParamsError(f"{name}: expected a string, got {value!r}")
+            raise ParamsError(f"{name}: expected a string, got {shown(value)}")
         return value
     raise ParamsError(f"{name}: unsupported parameter type {hint!r}")
 
@@ -102,7 +107,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 def build_section(name: str, raw: Any) -> Any:
     """Build and check the dataclass of one section from its raw YAML mapping."""
     cls = SECTIONS[name]
-    raw = {} if raw is None else raw
+    if raw is None:
+        raise ParamsError(f"params section {name!r} is empty; give it its keys (the repository's params.yaml lists them)")
     if not isinstance(raw, dict):
         raise ParamsError(f"params section {name!r} must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
@@ -117,15 +123,21 @@ def build_section(name: str, raw: Any) -> Any:
 
 
 def parse_params(raw: Any, path: Path = DEFAULT_PARAMS_PATH) -> Params:
-    """Turn the parsed YAML document into checked, typed sections."""
+    """Turn the parsed YAML document into checked, typed sections; every section must be there, none empty, so a
+    forgotten or emptied section is an error naming it rather than code defaults used in silence."""
     if raw is None:
-        raw = {}
+        raise ParamsError(f"{path} is empty; it needs the sections {', '.join(SECTIONS)}")
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ParamsError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
-    return Params({name: build_section(name, raw.get(name)) for name in SECTIONS}, Path(path))
+    sections = {name: build_section(name, raw[name]) for name in SECTIONS if name in raw}
+    missing = [name for name in SECTIONS if name not in raw]
+    if missing:
+        raise ParamsError(f"{path} has no section(s) {', '.join(missing)}; every stage's section must be there "
+                          "(the repository's params.yaml lists them)")
+    return Params(sections, Path(path))
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH, overrides: dict[str, Any] | None = None) -> Params:
