@@ -46,6 +46,11 @@ class ServiceMetrics:
         self.model.labels(model_version).set(1)
         self.graph_timers: dict[str, Any] = {}
 
+    def serving(self, model_version: str) -> None:
+        """Point vaeops_model_info at a newly loaded model."""
+        self.model.clear()
+        self.model.labels(model_version).set(1)
+
     def observe_inference(self, graph: str, seconds: float) -> None:
         """Record one onnxruntime run (the inference library's on_run hook)."""
         timer = self.graph_timers.get(graph) or self.graph_timers.setdefault(graph, self.inference.labels(graph))

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from vaeops.core import __version__
 from vaeops.core.errors import BatchTooLarge, InputError
 from vaeops.serving.inference import OnnxVAE
+from vaeops.serving.reload import ModelHolder
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # OIP datatypes and the numpy dtypes of their little-endian binary form; BYTES is not a tensor this model takes.
@@ -157,12 +158,12 @@ def model_metadata(model: OnnxVAE, graph: str) -> dict[str, Any]:
             "inputs": tensors(session.get_inputs()), "outputs": tensors(session.get_outputs())}
 
 
-def build_router(model: OnnxVAE) -> APIRouter:
-    """The /v2 routes for the loaded model."""
+def build_router(holder: ModelHolder) -> APIRouter:
+    """The /v2 routes for the served model (each request takes the model once: a reload never splits a request)."""
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
-    version = model.manifest["model_version"]
 
-    def graph_of(name: str, requested_version: str | None) -> str:
+    def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:
+        version = model.manifest["model_version"]
         if name not in model.sessions:
             raise UnknownModel(f"unknown model {name!r}; this server has {', '.join(model.sessions)}")
         if requested_version not in (None, "", version):
@@ -188,23 +189,25 @@ def build_router(model: OnnxVAE) -> APIRouter:
     @router.get("/models/{name}/versions/{model_version}")
     def metadata(name: str, model_version: str | None = None) -> dict[str, Any]:
         """Model metadata: tensor names, datatypes and shapes of one exported graph."""
-        return model_metadata(model, graph_of(name, model_version))
+        model = holder.model
+        return model_metadata(model, graph_of(model, name, model_version))
 
     @router.get("/models/{name}/ready")
     @router.get("/models/{name}/versions/{model_version}/ready")
     def model_ready(name: str, model_version: str | None = None) -> dict[str, Any]:
         """Model readiness."""
-        return {"name": graph_of(name, model_version), "ready": True}
+        return {"name": graph_of(holder.model, name, model_version), "ready": True}
 
     @router.post("/models/{name}/infer")
     @router.post("/models/{name}/versions/{model_version}/infer")
     async def infer(name: str, request: Request, model_version: str | None = None) -> Response:
         """Run one graph: JSON tensors, or the binary tensor data extension (Inference-Header-Content-Length)."""
-        graph = graph_of(name, model_version)
+        model = holder.model
+        graph = graph_of(model, name, model_version)
         header, arrays = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
         binary = requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
         outputs = model.run_graph(graph, arrays)
-        return build_response(graph, version, header.get("id"), outputs, binary)
+        return build_response(graph, model.manifest["model_version"], header.get("id"), outputs, binary)
 
     return router
 

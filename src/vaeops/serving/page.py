@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from vaeops.serving import explain, gallery
 from vaeops.serving.inference import OnnxVAE
+from vaeops.serving.reload import ModelHolder
 
 STATIC = Path(__file__).parent / "static"
 REPORT_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
@@ -64,11 +65,11 @@ def report_html(report: Path) -> str:
             f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a></p>{body}</body></html>")
 
 
-def mount(app: FastAPI, model: OnnxVAE, report_dir: str | Path, max_draws: int) -> None:
+def mount(app: FastAPI, holder: ModelHolder, report_dir: str | Path, max_draws: int) -> None:
     """Add the page, its static files, its endpoints and the report to the app."""
     router = APIRouter(tags=["Page"])
     report = Path(report_dir) / "report.md"
-    pictures = gallery.load(model.model_dir, model.manifest)  # checked once, at start-up
+    galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once per model
 
     @router.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -77,6 +78,11 @@ def mount(app: FastAPI, model: OnnxVAE, report_dir: str | Path, max_draws: int) 
     @router.get("/gallery")
     def test_images() -> dict[str, Any]:
         """Test images shipped with the model (a few of each class), for the page's gallery."""
+        model = holder.model
+        version = model.manifest["model_version"]
+        if version not in galleries:
+            galleries[version] = gallery.load(model.model_dir, model.manifest)
+        pictures = galleries[version]
         if pictures is None:
             return {"image_shape": list(model.image_shape), "images": [], "labels": []}
         images, labels = pictures
@@ -85,13 +91,13 @@ def mount(app: FastAPI, model: OnnxVAE, report_dir: str | Path, max_draws: int) 
     @router.post("/explain")
     def explain_image(request: ExplainRequest) -> dict[str, Any]:
         """For one image: mean and sampled decodes, log p(x|mu) against E_q[log p(x|z)], KL, ELBO_K and L_K by K."""
-        return explain.explain(model, request.image, request.samples, request.seed, request.ks, request.repeats,
+        return explain.explain(holder.model, request.image, request.samples, request.seed, request.ks, request.repeats,
                                max_draws)
 
     @router.get("/model-card")
     def card() -> dict[str, Any]:
         """The served model's version, training data, headline metrics and promotion decision."""
-        return model_card(model)
+        return model_card(holder.model)
 
     @router.get("/report", response_class=HTMLResponse)
     def report_page() -> HTMLResponse:

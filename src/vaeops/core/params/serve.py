@@ -21,6 +21,8 @@ class ServeParams:
     threads: int = 0
     workers: int = 1
     providers: list[str] = field(default_factory=list)
+    reload_seconds: float = 2.0
+    admin_token: str = ""
     report_dir: str = "reports"
     max_explain_draws: int = 50_000
     triton_repo: str = "models/triton"
@@ -37,6 +39,8 @@ class ServeParams:
                 raise ParamsError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
         if self.threads < 0:
             raise ParamsError(f"serve.threads must be >= 0 (0 = the cores divided among the workers), got {self.threads}")
+        if self.reload_seconds < 0:
+            raise ParamsError(f"serve.reload_seconds must be >= 0 (0 = no polling), got {self.reload_seconds}")
         if self.triton_queue_delay_us < 0:
             raise ParamsError(f"serve.triton_queue_delay_us must be >= 0, got {self.triton_queue_delay_us}")
         if not self.triton_repo.strip():

@@ -1,0 +1,73 @@
+"""The served model follows the champion: a new manifest in the model folder is loaded and swapped in atomically.
+
+Every request takes the model once (`holder.model`) and finishes on it, so a swap never fails a request in flight;
+new requests get the new model. A folder that does not load (a file that fails its sha256, a broken manifest) or
+that changes the input contract (image shape, pixel count, likelihood: what clients send) is refused, the old model
+keeps serving, and the refusal is reported by /health. A contract change needs a restart, deliberately.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from vaeops.core.errors import VaeopsError
+from vaeops.core.fileio import sha256_bytes
+from vaeops.serving.inference import MANIFEST, OnnxVAE
+
+CONTRACT = ("image_shape", "input_dim", "likelihood")
+
+
+def manifest_digest(model_dir: Path) -> str | None:
+    """sha256 of the folder's manifest (it names the sha256 of every file), or None while it cannot be read."""
+    try:
+        return sha256_bytes((model_dir / MANIFEST).read_bytes())
+    except OSError:
+        return None
+
+
+class ModelHolder:
+    """The model being served, its version history in this process, and the outcome of the last reload."""
+
+    def __init__(self, model_dir: str | Path, options: dict[str, Any], on_swap: Callable[[OnnxVAE], None] | None = None):
+        self.model_dir = Path(model_dir)
+        self.options = options
+        self.on_swap = on_swap
+        self.lock = threading.Lock()
+        self.digest = manifest_digest(self.model_dir)
+        self.model = OnnxVAE(self.model_dir, **options)
+        self.loaded_at = time.time()
+        self.last_error: str | None = None
+        self.refused: str | None = None  # the digest last refused: not retried until the folder changes again
+
+    def status(self) -> dict[str, Any]:
+        """What /health reports about the model and its reloads."""
+        return {"model_version": self.model.manifest["model_version"], "model_dir": str(self.model_dir),
+                "loaded_at": self.loaded_at, "last_reload_error": self.last_error}
+
+    def reload(self, force: bool = False) -> bool:
+        """Load the folder's model if its manifest changed (or `force`) and swap it in; True when a new model
+        serves now. A refusal keeps the old model and is recorded in last_reload_error."""
+        with self.lock:
+            digest = manifest_digest(self.model_dir)
+            if digest is None or (not force and digest in (self.digest, self.refused)):
+                return False
+            try:
+                model = OnnxVAE(self.model_dir, **self.options)
+                changed = {k: (self.model.manifest.get(k), model.manifest.get(k)) for k in CONTRACT
+                           if self.model.manifest.get(k) != model.manifest.get(k)}
+                if changed:
+                    raise VaeopsError("the new model changes the input contract (" + ", ".join(
+                        f"{k} {old} -> {new}" for k, (old, new) in changed.items()) + "); restart `vaeops serve` to "
+                        "serve it")
+            except VaeopsError as exc:
+                self.refused = digest
+                self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: refused {self.model_dir}: {exc}"
+                return False
+            if self.on_swap is not None:
+                self.on_swap(model)
+            self.model, self.digest, self.refused = model, digest, None
+            self.loaded_at, self.last_error = time.time(), None
+            return True
