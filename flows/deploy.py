@@ -16,6 +16,8 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Scheduled runs and `make run` share one task cache: the results under the checkout's .prefect/storage.
+os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(__file__).resolve().parents[1] / ".prefect" / "storage"))
 from retrain import retrain  # noqa: E402  (flows/ is not a package: the entry script's folder)
 
 NAME = "nightly"
@@ -50,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file each run reads")
     parser.add_argument("--dataset", help="data.dataset for every run (default: the params file's)")
     parser.add_argument("--source-dir", help="data.source_dir for every run: where new IDX files arrive")
+    parser.add_argument("--force-retrain", action="store_true", help="every run retrains, even with nothing changed")
     parser.add_argument("--work-pool", help="register with this work pool instead of serving (a worker runs it)")
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: start `prefect server start` and export "
               "PREFECT_API_URL=http://127.0.0.1:4200/api (the temporary server has no scheduler)", file=sys.stderr)
         return 2
-    flow_parameters = parameters(args.params, args.dataset, args.source_dir)
+    flow_parameters = parameters(args.params, args.dataset, args.source_dir, args.force_retrain)
     if args.work_pool:
         # The worker pulls the code from this checkout; a Docker or Kubernetes pool would use an image instead.
         retrain.from_source(source=str(REPO), entrypoint="flows/retrain.py:retrain").deploy(

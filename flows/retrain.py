@@ -87,6 +87,21 @@ def record_task(root: str) -> dict[str, Any]:
     return dvc_record.record(root)
 
 
+@task(name="git-commit", cache_policy=NO_CACHE)
+def git_task(root: str, message: str) -> str | None:
+    """Commit dvc.lock, params.yaml and the metrics under reports/ to git (promote.git_commit)."""
+    return dvc_record.git_commit(root, message)
+
+
+def commit_message(decision: dict[str, Any]) -> str:
+    """The git commit message of a run: which run, which model, the gate's verdict, the champion after it."""
+    from prefect.runtime import flow_run
+
+    verdict = "promoted" if decision.get("promoted") else "not promoted"
+    return (f"vaeops retrain {flow_run.get_name() or 'run'}: {decision['challenger']['model_version']} {verdict}; "
+            f"champion {decision.get('champion')}\n\n" + "\n".join(decision.get("reasons", [])))
+
+
 def read_json(path: str | Path) -> dict[str, Any]:
     """A stage's JSON output, or {} when the stage has not written it."""
     path = Path(path)
@@ -137,7 +152,9 @@ def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, 
     logger.info("%s: started", stage)
     started = time.perf_counter()
     spec = specs[stage]
-    extra = (params.data.source_dir,) if stage == "prepare" and params.data.source_dir else ()
+    # Inputs outside dvc.yaml: the files of a data feed, and the pin that tells the gate to keep the champion.
+    extra = ((params.data.source_dir,) if stage == "prepare" and params.data.source_dir
+             else (str(Path(params.promote.history_dir) / "pin.json"),) if stage == "promote" else ())
     args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra))
     state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
     if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec.outs):
@@ -190,6 +207,9 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
         outcome["record"] = record_task(os.getcwd())
         done["record"] = "ran"
         logger.info("record: ran in %.1f s", time.perf_counter() - started)
+        if params.promote.git_commit:
+            outcome["git_commit"] = git_task(os.getcwd(), commit_message(decision))
+            logger.info("git: %s", outcome["git_commit"] or "nothing to commit")
     except Exception as exc:
         logger.error("run stopped: %s\n%s", exc, format_summary(outcome))
         raise

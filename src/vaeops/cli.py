@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("vaeops.serving.serve", "serve the exported ONNX model over HTTP (JSON API, Open Inference Protocol)"),
     "triton-repo": ("vaeops.serving.triton", "write the served model as an NVIDIA Triton model repository"),
     "promote": ("vaeops.lifecycle.promote", "promote a model to champion if it passes the gate"),
+    "champion": ("vaeops.lifecycle.champions", "list past champions, roll back to one, pin or unpin the champion"),
 }
 
 

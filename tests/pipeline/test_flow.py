@@ -186,6 +186,16 @@ def test_a_worse_challenger_is_not_promoted(project, first_run):
     assert "up to date" in sh("dvc", "status", cwd=project)
 
 
+def test_a_run_can_commit_its_record_to_git(project, first_run):
+    set_params(project / "params.yaml", {"promote.git_commit": True})
+    state, _, _ = run_flow()
+    assert state.is_completed(), state
+    assert state.result()["git_commit"] is not None
+    subject = sh("git", "log", "-1", "--format=%s", cwd=project).strip()
+    assert subject.startswith("vaeops retrain ") and "champion vae@" in subject
+    assert sh("git", "status", "--porcelain", "--", "dvc.lock", "params.yaml", "reports", cwd=project) == ""
+
+
 @pytest.mark.slow
 def test_corrupted_data_fails_at_validation_and_nothing_later_runs(project, first_run, tmp_path):
     champion = tree(project / "champion")

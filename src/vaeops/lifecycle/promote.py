@@ -10,6 +10,7 @@ from typing import Any
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
+from vaeops.lifecycle import champions
 from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, read_graph, read_manifest
 
@@ -65,9 +66,12 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": numbers["nll"]}
 
 
-def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float) -> tuple[bool, list[str]]:
+def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float,
+           pinned: str | None = None) -> tuple[bool, list[str]]:
     """Pure gate: (promote?, one reason per check). Every check is evaluated, so a rejection lists all its causes."""
     checks: list[tuple[bool, str]] = []
+    if pinned:
+        checks.append((False, f"champion {pinned} is pinned (`vaeops champion unpin` lets the gate replace it)"))
     same_data = candidate["validated_data_sha256"] == candidate["data_sha256"]
     checks.append((candidate["validation_passed"] and same_data,
                    "validation passed on the data the model was trained on" if candidate["validation_passed"] and same_data
@@ -113,7 +117,7 @@ def promote(params: Params) -> dict[str, Any]:
     champion_dir = Path(cfg.champion_dir)
     candidate = candidate_evidence(params)
     champion = champion_evidence(champion_dir)
-    promoted, reasons = decide(candidate, champion, cfg.nll_margin)
+    promoted, reasons = decide(candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)))
     decision = {
         "promoted": promoted,
         "reasons": reasons,
@@ -125,6 +129,7 @@ def promote(params: Params) -> dict[str, Any]:
     }
     if promoted:
         install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision)
+        champions.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
     # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.
     champion_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg.decision, decision)

@@ -49,6 +49,22 @@ def record(cwd: str | Path = ".", push: bool = True) -> dict[str, Any]:
     return {"committed": True, "status": "clean", "pushed": pushed[-1] if pushed else "not pushed"}
 
 
+def git_commit(cwd: str | Path, message: str) -> str | None:
+    """Commit what a run changed in git's files (dvc.lock, params.yaml, the metrics under reports/); return the new
+    commit's hash, or None when nothing changed. Files git ignores (the DVC outputs) are not touched."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RecordError(f"`git {' '.join(args)}` failed in {Path(cwd).resolve()}: {(proc.stderr or proc.stdout).strip()[-400:]}")
+        return proc.stdout.strip()
+
+    git("add", "--", "dvc.lock", "params.yaml", "reports")
+    if not git("diff", "--cached", "--name-only"):
+        return None
+    git("-c", "user.name=vaeops", "-c", "user.email=vaeops@localhost", "commit", "-q", "-m", message)
+    return git("rev-parse", "HEAD")
+
+
 def set_params(path: str | Path, overrides: dict[str, Any]) -> bool:
     """Write "section.key" overrides into params.yaml, keeping its comments, as `dvc exp run -S` does.
 

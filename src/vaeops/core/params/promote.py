@@ -14,9 +14,16 @@ class PromoteParams:
     champion_dir: str = "champion"
     decision: str = "reports/promotion.json"
     nll_margin: float = 0.05
+    history_dir: str = "champion-history"
+    keep_champions: int = 5
+    git_commit: bool = False
 
     def check(self) -> None:
         if not self.champion_dir.strip() or not self.decision.strip():
             raise ParamsError("promote.champion_dir and promote.decision must be non-empty paths")
+        if self.keep_champions < 1:
+            raise ParamsError(f"promote.keep_champions must be >= 1, got {self.keep_champions}")
+        if not self.history_dir.strip():
+            raise ParamsError("promote.history_dir must be a non-empty path")
         if self.nll_margin < 0:
             raise ParamsError(f"promote.nll_margin must be >= 0 nats, got {self.nll_margin}")

@@ -1,0 +1,169 @@
+"""Champion history: every promoted model kept beside the champion, `vaeops champion list|rollback|pin|unpin`.
+
+Each champion the gate installs is also copied to `promote.history_dir/<model_version>/` (the last
+`promote.keep_champions`, never the current or the pinned one dropped), and every promotion, rollback, pin and unpin
+is an event in `history.json` there. Rollback installs a kept copy as the champion in one atomic swap, so it works
+without a git checkout, and `vaeops serve` follows it like any new champion. A pinned champion is not replaced by
+the gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from vaeops.core.errors import DataError, ParamsError
+from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
+from vaeops.core.params import Params, load_params
+from vaeops.serving.inference import read_graph, read_manifest
+
+HISTORY = "history.json"
+PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
+
+
+def load_history(history_dir: Path) -> dict[str, Any]:
+    """The events; an empty history when none was written yet."""
+    if not (history_dir / HISTORY).is_file():
+        return {"events": []}
+    history = read_json_object(history_dir / HISTORY, "champion history", DataError)
+    if not isinstance(history.get("events"), list):
+        raise DataError(f"{history_dir / HISTORY} has no 'events' list")
+    return history
+
+
+def pinned(history_dir: Path) -> str | None:
+    """The pinned champion's version, or None."""
+    if not (history_dir / PIN).is_file():
+        return None
+    return read_json_object(history_dir / PIN, "champion pin", DataError).get("pinned")
+
+
+def event(kind: str, manifest: dict[str, Any], **details: Any) -> dict[str, Any]:
+    """One history entry: what happened to which model, when, on which data, with which input contract."""
+    metrics = manifest.get("metrics") or {}
+    return {"event": kind, "model_version": manifest["model_version"],
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data_sha256": manifest.get("data_sha256"),
+            "nll": metrics.get("nll"), "dataset": metrics.get("dataset"),
+            "contract": {key: manifest.get(key) for key in ("image_shape", "likelihood")}, **details}
+
+
+def write_event(history_dir: Path, entry: dict[str, Any]) -> None:
+    """Append an event to the history in one atomic write."""
+    history = load_history(history_dir)
+    history["events"].append(entry)
+    write_json_atomic(history_dir / HISTORY, history)
+
+
+def archive(champion_dir: Path, history_dir: Path, keep: int, reasons: list[str]) -> None:
+    """Keep a copy of the champion just installed, record its promotion, and drop the oldest copies beyond `keep`."""
+    manifest = read_manifest(champion_dir, {"model_version": str})
+    with atomic_directory(history_dir / manifest["model_version"]) as staging:
+        shutil.copytree(champion_dir, staging, dirs_exist_ok=True)
+    write_event(history_dir, event("promote", manifest, reasons=reasons))
+    history = load_history(history_dir)
+    promoted = [e["model_version"] for e in history["events"] if e["event"] == "promote"]
+    keep_versions = set(promoted[-keep:]) | {pinned(history_dir), manifest["model_version"]}
+    for folder in history_dir.iterdir():
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep_versions:
+            shutil.rmtree(folder)
+
+
+def kept(history_dir: Path) -> list[str]:
+    """Versions with a copy on disk, in promotion order."""
+    order = [e["model_version"] for e in load_history(history_dir)["events"] if e["event"] == "promote"]
+    present = [v for v in dict.fromkeys(order) if (history_dir / v / "manifest.json").is_file()]
+    return present
+
+
+def verified(folder: Path) -> dict[str, Any]:
+    """A model folder's manifest, after every graph file in it matched its sha256."""
+    manifest = read_manifest(folder, {"model_version": str})
+    for name in manifest["graphs"]:
+        read_graph(folder, manifest, name)
+    return manifest
+
+
+def current_version(champion_dir: Path) -> str | None:
+    """The version in the champion folder, or None when there is no champion."""
+    if not (champion_dir / "manifest.json").is_file():
+        return None
+    return read_manifest(champion_dir, {"model_version": str})["model_version"]
+
+
+def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
+    """Install a kept champion (default: the one promoted before the current one) as the champion."""
+    champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
+    current, versions = current_version(champion_dir), kept(history_dir)
+    if version is None:
+        earlier = versions[: versions.index(current)] if current in versions else versions
+        if not earlier:
+            raise DataError(f"no earlier champion is kept in {history_dir}/ to roll back to (kept: {versions or 'none'})")
+        version = earlier[-1]
+    if version not in versions:
+        raise DataError(f"champion {version!r} is not kept in {history_dir}/; kept: {', '.join(versions) or 'none'}")
+    pin_version = pinned(history_dir)
+    if pin_version not in (None, version):
+        raise ParamsError(f"champion {pin_version} is pinned: `vaeops champion unpin` before rolling back")
+    verified(history_dir / version)  # a kept copy that no longer matches its manifest is refused
+    with atomic_directory(champion_dir) as staging:
+        shutil.copytree(history_dir / version, staging, dirs_exist_ok=True)
+    manifest = verified(champion_dir)
+    write_event(history_dir, event("rollback", manifest, previous=current))
+    return {"champion": version, "previous": current}
+
+
+def pin(params: Params, version: str | None) -> dict[str, Any]:
+    """Pin the current champion (it must be `version`) so the gate keeps it, or unpin with version None."""
+    champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
+    current = current_version(champion_dir)
+    if version is not None and version != current:
+        raise ParamsError(f"only the current champion can be pinned: it is {current}, not {version!r} "
+                          "(`vaeops champion rollback VERSION` first)")
+    if current is None:
+        raise DataError(f"there is no champion in {champion_dir}/ to pin or unpin")
+    write_json_atomic(history_dir / PIN, {"pinned": version})
+    write_event(history_dir, event("pin" if version else "unpin", verified(champion_dir)))
+    return {"pinned": version}
+
+
+def table(params: Params) -> str:
+    """`vaeops champion list`: one line per event, the current and pinned champion marked."""
+    history_dir = Path(params.promote.history_dir)
+    history, current = load_history(history_dir), current_version(Path(params.promote.champion_dir))
+    lines = [f"{'when':20s} {'event':8s} {'version':22s} {'data':12s} {'NLL':>9s}  contract"]
+    for e in history["events"]:
+        nll = f"{e['nll']:.3f}" if isinstance(e.get("nll"), (int, float)) else "-"
+        contract = f"{e['contract'].get('image_shape')} {e['contract'].get('likelihood')}"
+        mark = (" (current)" if e["model_version"] == current and e is history["events"][-1] else "")
+        lines.append(f"{e['at']:20s} {e['event']:8s} {e['model_version']:22s} {str(e.get('data_sha256'))[:12]:12s} "
+                     f"{nll:>9s}  {contract}{mark}")
+    lines.append(f"champion: {current or 'none'}; pinned: {pinned(history_dir) or 'none'}; kept for rollback: "
+                 f"{', '.join(kept(history_dir)) or 'none'}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vaeops champion list | rollback [VERSION] | pin VERSION | unpin`."""
+    parser.add_argument("action", choices=("list", "rollback", "pin", "unpin"))
+    parser.add_argument("version", nargs="?", help="model version (rollback: default the previous champion)")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run one champion command and say what it did."""
+    params = load_params(args.params)
+    if args.action == "list":
+        print(table(params))
+    elif args.action == "rollback":
+        done = rollback(params, args.version)
+        print(f"champion: {done['champion']} (was {done['previous']}); `vaeops serve` follows it, and the next flow "
+              "run records it with DVC (or `dvc commit -f promote`)")
+    elif args.action == "pin":
+        if not args.version:
+            raise ParamsError("pin needs the VERSION of the current champion (see `vaeops champion list`)")
+        print(f"pinned: {pin(params, args.version)['pinned']}; the gate keeps it until `vaeops champion unpin`")
+    else:
+        pin(params, None)
+        print("unpinned: the gate may replace the champion again")

@@ -1,0 +1,98 @@
+"""Champion history: every promotion kept, rollback to any kept champion, a pinned champion the gate keeps."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, edit_params
+from lifecycle_helpers import write_candidate
+
+from vaeops.core.errors import DataError, ModelFileError, ParamsError
+from vaeops.core.params import load_params
+from vaeops.lifecycle import champions
+from vaeops.lifecycle.promote import promote
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def champion_version(project) -> str:
+    return json.loads((project / "champion" / "manifest.json").read_text())["model_version"]
+
+
+def promote_three(project) -> None:
+    for version, nll in (("vae@v1", 30.0), ("vae@v2", 29.0), ("vae@v3", 28.0)):
+        write_candidate(project, version, nll=nll)
+        assert promote(load_params())["promoted"]
+
+
+def test_every_promotion_is_kept_and_rollback_goes_to_the_one_before(project):
+    promote_three(project)
+    history = project / "champion-history"
+    assert champions.kept(history) == ["vae@v1", "vae@v2", "vae@v3"]
+    assert [e["event"] for e in champions.load_history(history)["events"]] == ["promote"] * 3
+    assert champions.rollback(load_params()) == {"champion": "vae@v2", "previous": "vae@v3"}
+    assert champion_version(project) == "vae@v2"
+    assert champions.rollback(load_params(), "vae@v1")["champion"] == "vae@v1"
+    events = champions.load_history(history)["events"]
+    assert [(e["event"], e["model_version"]) for e in events[-2:]] == [("rollback", "vae@v2"), ("rollback", "vae@v1")]
+    assert events[-1]["previous"] == "vae@v2"
+    with pytest.raises(DataError, match="no earlier champion"):
+        champions.rollback(load_params())
+    with pytest.raises(DataError, match="'vae@v9' is not kept"):
+        champions.rollback(load_params(), "vae@v9")
+
+
+def test_only_the_last_n_are_kept_but_never_the_current_one(project):
+    edit_params(project / "params.yaml", {"promote.keep_champions": 2})
+    promote_three(project)
+    assert champions.kept(project / "champion-history") == ["vae@v2", "vae@v3"]
+    assert not (project / "champion-history" / "vae@v1").exists()
+
+
+def test_a_tampered_kept_copy_is_refused_and_the_champion_stays(project):
+    promote_three(project)
+    graph = project / "champion-history" / "vae@v2" / "decoder.onnx"
+    graph.write_bytes(b"tampered")
+    with pytest.raises(ModelFileError, match="decoder.onnx does not match"):
+        champions.rollback(load_params())
+    assert champion_version(project) == "vae@v3"
+
+
+def test_a_pinned_champion_is_kept_by_the_gate_until_unpinned(project):
+    write_candidate(project, "vae@v1", nll=30.0)
+    promote(load_params())
+    with pytest.raises(ParamsError, match="only the current champion can be pinned"):
+        champions.pin(load_params(), "vae@v0")
+    champions.pin(load_params(), "vae@v1")
+    write_candidate(project, "vae@v2", nll=20.0)
+    decision = promote(load_params())
+    assert not decision["promoted"] and "fail: champion vae@v1 is pinned" in "\n".join(decision["reasons"])
+    assert champion_version(project) == "vae@v1"
+    champions.pin(load_params(), None)
+    assert promote(load_params())["promoted"] and champion_version(project) == "vae@v2"
+    assert [e["event"] for e in champions.load_history(project / "champion-history")["events"]] == \
+        ["promote", "pin", "unpin", "promote"]
+
+
+def test_cli_lists_rolls_back_pins_and_unpins(project):
+    promote_three(project)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "vaeops.cli", "champion", *args], cwd=project,
+                              capture_output=True, text=True, timeout=120)
+
+    listing = cli("list")
+    assert listing.returncode == 0 and listing.stdout.count("promote ") == 3 and "champion: vae@v3" in listing.stdout
+    rolled = cli("rollback")
+    assert rolled.returncode == 0 and "champion: vae@v2 (was vae@v3)" in rolled.stdout
+    assert "pinned: vae@v2" in cli("pin", "vae@v2").stdout
+    refused = cli("rollback", "vae@v1")
+    assert refused.returncode == 2 and "vae@v2 is pinned" in refused.stderr
+    assert cli("unpin").returncode == 0 and "pinned: none" in cli("list").stdout
