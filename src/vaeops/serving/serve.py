@@ -75,7 +75,10 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 6
         async def poll() -> None:
             while True:
                 await asyncio.sleep(reload_seconds)
-                await run_in_threadpool(holder.reload)
+                try:
+                    await run_in_threadpool(holder.reload)
+                except Exception as exc:  # noqa: BLE001 - the poll must outlive any one bad folder; /health shows it
+                    holder.last_error = f"reload failed: {type(exc).__name__}: {exc}"
 
         task = asyncio.create_task(poll()) if reload_seconds > 0 else None
         yield
