@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / sub) for sub in ("serving", "")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import yaml  # noqa: E402
 from helpers import complete_params  # noqa: E402
 from onnx_helpers import make_checkpoint, make_prepared  # noqa: E402

@@ -27,9 +27,10 @@ TAGS = ["vaeops", "retrain"]
 
 
 def parameters(params_file: str = "params.yaml", dataset: str | None = None, source_dir: str | None = None,
-               force_retrain: bool = False) -> dict:
+               force_retrain: bool = False, accept_contract_change: bool = False) -> dict:
     """The flow parameters every scheduled run gets (the same names as the flow's arguments)."""
-    return {"params_file": params_file, "dataset": dataset, "source_dir": source_dir, "force_retrain": force_retrain}
+    return {"params_file": params_file, "dataset": dataset, "source_dir": source_dir, "force_retrain": force_retrain,
+            "accept_contract_change": accept_contract_change}
 
 
 def nightly_deployment(cron: str = CRON, timezone: str = "UTC", **flow_parameters) -> RunnerDeployment:
@@ -53,13 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", help="data.dataset for every run (default: the params file's)")
     parser.add_argument("--source-dir", help="data.source_dir for every run: where new IDX files arrive")
     parser.add_argument("--force-retrain", action="store_true", help="every run retrains, even with nothing changed")
+    parser.add_argument("--accept-contract-change", action="store_true",
+                        help="every run may promote a model with another input contract (rarely what you want)")
     parser.add_argument("--work-pool", help="register with this work pool instead of serving (a worker runs it)")
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: start `prefect server start` and export "
               "PREFECT_API_URL=http://127.0.0.1:4200/api (the temporary server has no scheduler)", file=sys.stderr)
         return 2
-    flow_parameters = parameters(args.params, args.dataset, args.source_dir, args.force_retrain)
+    flow_parameters = parameters(args.params, args.dataset, args.source_dir, args.force_retrain,
+                                 args.accept_contract_change)
     if args.work_pool:
         # The worker pulls the code from this checkout; a Docker or Kubernetes pool would use an image instead.
         retrain.from_source(source=str(REPO), entrypoint="flows/retrain.py:retrain").deploy(

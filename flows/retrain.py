@@ -2,7 +2,8 @@
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`. The task cache is keyed on what dvc.yaml
 says the stage reads (file hashes + params values), so an unchanged stage is skipped. Run from the repo root:
-`python flows/retrain.py [--params params.yaml] [--dataset mnist --source-dir DIR] [--force-retrain]`.
+`python flows/retrain.py [--params params.yaml] [--dataset mnist --source-dir DIR] [--force-retrain]
+[--accept-contract-change]`.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.data, PERMANENT)
 
 
-def run_stage(stage: str, params_file: str, outs: tuple[str, ...]) -> dict[str, Any]:
+def run_stage(stage: str, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Call the stage function (looked up at call time) and return its small summary and a digest of what it wrote."""
     module, function, kwargs = STAGES[stage]
-    summary = getattr(importlib.import_module(module), function)(load_params(params_file), **kwargs)
+    summary = getattr(importlib.import_module(module), function)(load_params(params_file, overrides), **kwargs)
     scalars = {k: v for k, v in (summary or {}).items() if v is None or isinstance(v, (str, int, float, bool))}
     return {"summary": scalars, "outs": outputs_digest(outs)}
 
@@ -66,8 +67,9 @@ def stage_task(name: str, **options: Any):
     results), the params file, the stage, its outs and `key`, the fingerprint of all the stage reads."""
 
     @task(name=name, task_run_name="{stage}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, **options)
-    def run(root: str, params_file: str, stage: str, outs: tuple[str, ...], key: str) -> dict[str, Any]:
-        return run_stage(stage, params_file, outs)
+    def run(root: str, params_file: str, stage: str, outs: tuple[str, ...], key: str,
+            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        return run_stage(stage, params_file, outs, overrides)
 
     return run
 
@@ -146,7 +148,7 @@ def publish_results(params: Params, decision: dict[str, Any]) -> None:
 
 
 def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, params_file: str,
-             done: dict[str, str], refresh: bool = False) -> dict[str, Any]:
+             done: dict[str, str], refresh: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one stage task (or take its cached result) and return its summary; a failed stage raises its error."""
     logger = get_run_logger()
     logger.info("%s: started", stage)
@@ -155,7 +157,8 @@ def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, 
     # Inputs outside dvc.yaml: the files of a data feed, and the pin that tells the gate to keep the champion.
     extra = ((params.data.source_dir,) if stage == "prepare" and params.data.source_dir
              else (str(Path(params.promote.history_dir) / "pin.json"),) if stage == "promote" else ())
-    args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra))
+    # Run-only overrides (an accepted contract change) reach the stage, and its cache key, but not params.yaml.
+    args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra), overrides or None)
     state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
     if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec.outs):
         # The inputs are unchanged but the outputs were changed or deleted since: the cache cannot stand in for them.
@@ -167,7 +170,7 @@ def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, 
 
 @flow(name="vaeops-retrain", description=__doc__.splitlines()[0])
 def retrain(params_file: str = "params.yaml", dataset: str | None = None, source_dir: str | None = None,
-            force_retrain: bool = False) -> dict[str, Any]:
+            force_retrain: bool = False, accept_contract_change: bool = False) -> dict[str, Any]:
     """Retrain on the configured (or given) data, gate the new model, promote it if it wins, record it with DVC.
 
     `dataset` / `source_dir` override the `data` section and are written into the params file (as `dvc exp run -S`
@@ -177,7 +180,8 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
     overrides = {f"data.{k}": v for k, v in (("dataset", dataset), ("source_dir", source_dir)) if v is not None}
     if overrides and dvc_record.set_params(params_file, overrides):
         logger.info("wrote %s into %s", overrides, params_file)
-    params = load_params(params_file)
+    run_overrides = {"promote.accept_contract_change": True} if accept_contract_change else {}
+    params = load_params(params_file, run_overrides or None)
     specs = stage_specs(".")
     missing = sorted(set(STAGES) - set(specs))
     if missing:
@@ -186,7 +190,7 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
     outcome: dict[str, Any] = {"stages": done, "report": str(Path(params.evaluate.out_dir) / "report.md")}
 
     def step(stage: str, run: Any, refresh: bool = False) -> None:
-        run_step(stage, run, specs, params, params_file, done, refresh)
+        run_step(stage, run, specs, params, params_file, done, refresh, run_overrides)
 
     try:
         step("prepare", prepare_task)
@@ -252,13 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", help="override data.dataset (digits, mnist, fashion-mnist)")
     parser.add_argument("--source-dir", help="override data.source_dir: a folder with the four IDX files")
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
+    parser.add_argument("--accept-contract-change", action="store_true",
+                        help="let the gate promote a model with another input contract (image shape, likelihood)")
     args = parser.parse_args(argv)
     quiet_task_states()
     lines: list[str] = []
     # Printed at exit, after Prefect has flushed its logs and stopped its temporary server (their exit handlers are
     # registered later, so they run first): the summary is the last thing on the terminal.
     atexit.register(lambda: print("\n" + "\n".join(lines), flush=True))
-    state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, return_state=True)
+    state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, args.accept_contract_change,
+                    return_state=True)
     if state.is_completed():
         lines.append(format_summary(state.result()))
         return 0

@@ -180,7 +180,10 @@ def test_a_worse_challenger_is_not_promoted(project, first_run):
     assert outcome["stages"]["train@vae"] == "ran" and outcome["stages"]["promote"] == "ran"
     decision = outcome["promotion"]
     assert not decision["promoted"]
-    assert any(reason.startswith("fail: test NLL") for reason in decision["reasons"])
+    # Both models scored on the challenger's test images, with the same draws: the paired gain decides.
+    same = decision["same_data_comparison"]
+    assert same["challenger_nll"] > same["champion_nll"] and same["gain_ci95_high"] < 0
+    assert any(reason.startswith("fail: on the same") for reason in decision["reasons"])
     assert "not promoted" in artifacts["promotion-decision"].data
     assert tree(project / "champion") == champion
     assert "up to date" in sh("dvc", "status", cwd=project)
@@ -221,7 +224,7 @@ def test_deployment_carries_the_cron_schedule_and_flow_parameters(prefect_api):
     assert deployment.name == "nightly"
     assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
     assert deployment.parameters == {"params_file": "params.yaml", "dataset": None, "source_dir": "/data/incoming",
-                                     "force_retrain": False}
+                                     "force_retrain": False, "accept_contract_change": False}
     assert set(deployment.parameters) == set(retrain.retrain.parameters.properties)
     assert deployment.flow_name == retrain.retrain.name
     assert deployment.concurrency_limit == 1  # two runs must not share the checkout at once

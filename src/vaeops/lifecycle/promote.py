@@ -10,7 +10,7 @@ from typing import Any
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
-from vaeops.lifecycle import champions
+from vaeops.lifecycle import champions, rescore
 from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, read_graph, read_manifest
 
@@ -52,6 +52,8 @@ def candidate_evidence(params: Params) -> dict[str, Any]:
         "validation_passed": validation.get("success") is True,
         "validated_data_sha256": validation.get("data_sha256"),
         "parity": manifest.get("parity"),
+        "checkpoint": manifest["checkpoint"],
+        "contract": rescore.contract(manifest),
         **numbers,
     }
 
@@ -63,11 +65,13 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     manifest, _ = verify_export(champion_dir)
     model = Path(manifest["checkpoint"]).parent.name
     numbers = model_metrics(read_json(champion_dir / METRICS, "champion metrics"), model, champion_dir / METRICS)
-    return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": numbers["nll"]}
+    kept = champion_dir / rescore.CHECKPOINT
+    return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": numbers["nll"],
+            "contract": rescore.contract(manifest), "checkpoint": str(kept) if kept.is_file() else None}
 
 
-def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float,
-           pinned: str | None = None) -> tuple[bool, list[str]]:
+def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float, pinned: str | None = None,
+           paired: dict[str, Any] | None = None, accept_contract_change: bool = False) -> tuple[bool, list[str]]:
     """Pure gate: (promote?, one reason per check). Every check is evaluated, so a rejection lists all its causes."""
     checks: list[tuple[bool, str]] = []
     if pinned:
@@ -86,11 +90,20 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: f
                    f"posterior collapsed ({units} active units)" if candidate["collapsed"]
                    else f"posterior not collapsed ({units} active units)"))
     nll = candidate["nll"]
+    change = rescore.contract_change(champion["contract"], candidate["contract"]) if champion and "contract" in champion \
+        and "contract" in candidate else ""
     if champion is None:
         checks.append((True, f"no champion yet: test NLL {nll:.3f} nats becomes the baseline"))
+    elif change:
+        # Another input contract: clients would have to change what they send, so no NLL can decide it.
+        checks.append((accept_contract_change, f"input contract changes ({change}): "
+                       + ("accepted by an explicit --accept-contract-change" if accept_contract_change else
+                          "never promoted by the NLL rule; promote it with --accept-contract-change")))
+    elif paired is not None:
+        checks.append(rescore.nll_check(paired, champion["model_version"], margin))
     else:
         gain = champion["nll"] - nll
-        # After new data arrives the two NLLs come from different test sets: still the gate, but say so.
+        # A champion kept without its checkpoint cannot be re-scored: the stored NLLs decide, and the reason says so.
         other_data = "" if champion["data_sha256"] == candidate["data_sha256"] else " (champion measured on other data)"
         checks.append((gain > margin,
                        f"test NLL {nll:.3f} nats vs champion {champion['model_version']} {champion['nll']:.3f}{other_data}: "
@@ -107,6 +120,7 @@ def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, d
             (staging / file_name).write_bytes(data)
         shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
         shutil.copyfile(metrics_path, staging / METRICS)
+        rescore.keep_checkpoint(manifest, staging)
         write_json_atomic(staging / "promotion.json", decision)
     verify_export(champion_dir)
 
@@ -117,7 +131,11 @@ def promote(params: Params) -> dict[str, Any]:
     champion_dir = Path(cfg.champion_dir)
     candidate = candidate_evidence(params)
     champion = champion_evidence(champion_dir)
-    promoted, reasons = decide(candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)))
+    comparable = champion and champion["checkpoint"] and Path(candidate["checkpoint"]).is_file() \
+        and not rescore.contract_change(champion["contract"], candidate["contract"])
+    paired = rescore.paired_nll(Path(champion["checkpoint"]), Path(candidate["checkpoint"]), params) if comparable else None
+    promoted, reasons = decide(candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)), paired,
+                               cfg.accept_contract_change)
     decision = {
         "promoted": promoted,
         "reasons": reasons,
@@ -125,6 +143,7 @@ def promote(params: Params) -> dict[str, Any]:
         "previous_champion": champion,
         "champion": candidate["model_version"] if promoted else (champion or {}).get("model_version"),
         "champion_dir": str(champion_dir),
+        "same_data_comparison": paired,
         "nll_margin": cfg.nll_margin,
     }
     if promoted:
@@ -144,11 +163,13 @@ def summary(decision: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options beyond --params: the gate's settings live in the `promote` section."""
+    """`--accept-contract-change`; the gate's other settings live in the `promote` section."""
+    parser.add_argument("--accept-contract-change", action="store_true",
+                        help="promote a challenger whose input contract (image shape, likelihood) differs from the champion's")
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops promote`: run the gate and print the decision (exit 0 whether or not the model was promoted)."""
-    params = load_params(args.params)
+    params = load_params(args.params, {"promote.accept_contract_change": True} if args.accept_contract_change else None)
     print(summary(promote(params)))
     print(f"decision: {params.promote.decision}")

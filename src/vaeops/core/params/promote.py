@@ -17,10 +17,14 @@ class PromoteParams:
     history_dir: str = "champion-history"
     keep_champions: int = 5
     git_commit: bool = False
+    nll_k: int = 100
+    accept_contract_change: bool = False
 
     def check(self) -> None:
         if not self.champion_dir.strip() or not self.decision.strip():
             raise ParamsError("promote.champion_dir and promote.decision must be non-empty paths")
+        if self.nll_k < 1:
+            raise ParamsError(f"promote.nll_k must be >= 1, got {self.nll_k}")
         if self.keep_champions < 1:
             raise ParamsError(f"promote.keep_champions must be >= 1, got {self.keep_champions}")
         if not self.history_dir.strip():

@@ -1,0 +1,72 @@
+"""The fair gate's evidence: champion and challenger scored on the challenger's test split, on the same images.
+
+Both checkpoints (the champion keeps its own as `checkpoint.pt`, read with weights_only) are scored with the same
+test images, the same binarization (evaluate.binarize, binarize_seed), the same K (promote.nll_k) and the same
+seeded draws; the gate then reads the paired per-image NLL difference and its 95% interval. The input contract
+(image shape, likelihood) says whether the two models can be compared at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaeops.core.errors import DataError
+from vaeops.core.fileio import sha256_bytes, write_bytes_atomic
+from vaeops.core.params import Params
+
+CHECKPOINT = "checkpoint.pt"  # the champion's own checkpoint, so it can be re-scored on tomorrow's data
+
+
+def contract(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What clients send to a model: image shape and likelihood (the pixel count follows from the shape)."""
+    return {"image_shape": manifest.get("image_shape"), "likelihood": manifest.get("likelihood")}
+
+
+def contract_change(champion: dict[str, Any], challenger: dict[str, Any]) -> str:
+    """'' when the contracts agree, else which parts change and from what to what."""
+    return ", ".join(f"{key} {champion[key]} -> {challenger[key]}" for key in champion if champion[key] != challenger[key])
+
+
+def keep_checkpoint(manifest: dict[str, Any], staging: Path) -> None:
+    """Copy the export's checkpoint into the champion being installed, if it is there and matches the manifest."""
+    source = Path(str(manifest.get("checkpoint", "")))
+    if not source.is_file():
+        return  # an export whose checkpoint is gone: the champion is then compared on its stored NLL only
+    data = source.read_bytes()
+    if sha256_bytes(data) != manifest.get("checkpoint_sha256"):
+        raise DataError(f"{source} is not the checkpoint the export was made from (sha256 differs); re-run the pipeline")
+    write_bytes_atomic(staging / CHECKPOINT, data)
+
+
+def paired_nll(champion_checkpoint: Path, challenger_checkpoint: Path, params: Params) -> dict[str, Any]:
+    """Both models' NLL on the challenger's evaluation split, per image, and the paired gain champion - challenger."""
+    from vaeops.data.splits import manifest_sha256
+    from vaeops.evaluation.estimators import paired_summary, sample_stats
+    from vaeops.evaluation.evaluate import load_test_images
+    from vaeops.training.checkpoint import load_model
+    from vaeops.training.devices import intra_op_threads
+
+    x, _, _ = load_test_images(params)
+    champion, _ = load_model(champion_checkpoint)  # trained on other data, maybe: scored on today's on purpose
+    challenger, _ = load_model(challenger_checkpoint, expected_data_sha256=manifest_sha256(params.data.out_dir))
+    cfg, k = params.evaluate, params.promote.nll_k
+    with intra_op_threads(1):
+        nll = {name: -sample_stats(model, x, k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples).iwae.double().numpy()
+               for name, model in (("champion", champion), ("challenger", challenger))}
+    summary = paired_summary(nll["champion"], nll["challenger"])  # champion - challenger: > 0 when the challenger wins
+    return {"images": int(len(x)), "split": cfg.split, "binarize": cfg.binarize, "k": k, "seed": cfg.seed,
+            "champion_nll": float(np.mean(nll["champion"])), "challenger_nll": float(np.mean(nll["challenger"])),
+            "gain": summary["diff_mean"], "gain_se": summary["diff_se"], "gain_ci95_low": summary["diff_ci95_low"],
+            "gain_ci95_high": summary["diff_ci95_high"], "share_challenger_better": summary["share_mean_decode_better"]}
+
+
+def nll_check(paired: dict[str, Any], champion_version: str, margin: float) -> tuple[bool, str]:
+    """The gate's NLL rule on shared data: promote when the mean gain exceeds the margin and its 95% CI is above 0."""
+    ok = paired["gain"] > margin and paired["gain_ci95_low"] > 0
+    return ok, (f"on the same {paired['images']} {paired['split']} images (K = {paired['k']}): challenger NLL "
+                f"{paired['challenger_nll']:.3f} vs champion {champion_version} {paired['champion_nll']:.3f} nats; "
+                f"paired gain {paired['gain']:.3f} [{paired['gain_ci95_low']:.3f}, {paired['gain_ci95_high']:.3f}] "
+                + ("above margin " if ok else "needs > margin ") + f"{margin} with a 95% CI above 0")
