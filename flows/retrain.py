@@ -1,4 +1,4 @@
-"""Retraining as a Prefect 3 flow: prepare -> validate -> train (vae, plugin) -> evaluate -> export -> promote -> record.
+"""Retraining as a Prefect 3 flow: prepare -> validate -> drift -> train (vae, plugin) -> evaluate -> export -> promote.
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`. The task cache is keyed on what dvc.yaml
 says the stage reads (file hashes + params values), so an unchanged stage is skipped. Run from the repo root:
@@ -39,6 +39,7 @@ from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest,
 STAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "prepare": ("vaeops.data.prepare", "prepare", {}),
     "validate": ("vaeops.data.validate", "validate", {}),
+    "drift": ("vaeops.data.drift", "drift", {}),
     "train@vae": ("vaeops.training.train", "train", {"variant": "vae"}),
     "train@plugin": ("vaeops.training.train", "train", {"variant": "plugin"}),
     "evaluate": ("vaeops.evaluation.evaluate", "evaluate", {}),
@@ -77,6 +78,7 @@ def stage_task(name: str, **options: Any):
 IO_RETRIES = {"retries": 1, "retry_delay_seconds": 10, "retry_condition_fn": transient}
 prepare_task = stage_task("prepare", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
 validate_task = stage_task("validate")  # a verdict on the data: a retry would give the same answer
+drift_task = stage_task("drift")  # likewise
 train_task = stage_task("train", **IO_RETRIES)
 evaluate_task = stage_task("evaluate", **IO_RETRIES)
 export_task = stage_task("export", **IO_RETRIES)
@@ -120,6 +122,15 @@ def publish_validation(params: Params) -> None:
     failures = "".join(f"\n- {failure}" for failure in report.get("failures", []))
     create_markdown_artifact(key="validation-summary", description="Great Expectations gate",
                              markdown=f"# Validation\n\n```\n{summary(report)}\n```\n{failures}\n")
+
+
+def publish_drift(params: Params) -> None:
+    """Artifact: the drift verdict and each feature's score against the champion's training data."""
+    report = read_json(params.drift.report)
+    if report:
+        lines = "".join(f"\n- {m}" for m in report.get("messages", []))
+        create_markdown_artifact(key="drift-report", description=f"drift: {report['level']}",
+                                 markdown=f"# Drift: {report['level']}\n{lines}\n\n```\n{json.dumps(report.get('scores', {}), indent=2)}\n```\n")
 
 
 def headline(params: Params) -> list[dict[str, Any]]:
@@ -198,6 +209,11 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
             step("validate", validate_task)
         finally:
             publish_validation(params)
+        try:
+            step("drift", drift_task)
+        finally:
+            publish_drift(params)
+        outcome["drift"] = read_json(params.drift.report)
         for stage in ("train@vae", "train@plugin"):
             step(stage, train_task, refresh=force_retrain)
         step("evaluate", evaluate_task)
@@ -225,6 +241,10 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
 def format_summary(outcome: dict[str, Any]) -> str:
     """The end-of-run summary: stages run or skipped, headline metrics, the promotion decision, where the report is."""
     lines = ["stages:"] + [f"  {stage:13s} {state}" for stage, state in outcome["stages"].items()]
+    drift = outcome.get("drift")
+    if drift:
+        lines.append(f"drift against the champion's data: {drift['level']}"
+                     + "".join(f"\n  {message}" for message in drift.get("messages", [])))
     for row in outcome.get("metrics") or []:
         lines.append(f"model {row['model']:7s} test NLL {row['nll']:.3f} nats, {row['active_units']} active units"
                      + (", POSTERIOR COLLAPSED" if row["collapsed"] else ""))

@@ -12,6 +12,7 @@ from vaeops.core.errors import VaeopsError
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("vaeops.data.prepare", "load the configured data set, split it, write data/prepared/"),
     "validate": ("vaeops.data.validate", "check every prepared split with Great Expectations; non-zero exit on failure"),
+    "drift": ("vaeops.data.drift", "compare the new training data with the champion's; non-zero exit on far drift"),
     "train": ("vaeops.training.train", "train one model variant (vae: sampled z, plugin: z = mu) on the prepared data"),
     "evaluate": ("vaeops.evaluation.evaluate", "compare sampled and mean reconstructions, estimate the NLL, write the report"),
     "plots": ("vaeops.evaluation.dvc_plots", "write `dvc plots show` as an HTML page that renders with no network"),

@@ -35,7 +35,7 @@ TINY = {
     "evaluate.prior_samples": 4,
     "export.parity_images": 16,
 }
-STAGES = ["prepare", "validate", "train@vae", "train@plugin", "evaluate", "export", "promote"]
+STAGES = ["prepare", "validate", "drift", "train@vae", "train@plugin", "evaluate", "export", "promote"]
 
 
 def sh(*args: str, cwd: Path) -> str:
@@ -116,7 +116,11 @@ def test_second_run_with_nothing_changed_skips_every_stage(project, first_run):
     champion = tree(project / "champion")
     state, _, _ = run_flow()
     assert state.is_completed(), state
-    assert state.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "record": "ran"}
+    # drift read no champion in the first run and reads the one it promoted now: it runs again, once, and finds none
+    assert state.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "drift": "ran", "record": "ran"}
+    assert state.result()["drift"]["level"] == "ok" and state.result()["drift"]["comparable"]
+    again, _, _ = run_flow()
+    assert again.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "record": "ran"}
     import retrain
 
     assert "promotion (earlier run, same inputs): " in retrain.format_summary(state.result())

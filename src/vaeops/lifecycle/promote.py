@@ -10,6 +10,8 @@ from typing import Any
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
+from vaeops.data import drift
+from vaeops.data.splits import load_split
 from vaeops.lifecycle import champions, rescore
 from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, read_graph, read_manifest
@@ -111,7 +113,17 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: f
     return all(ok for ok, _ in checks), [("pass: " if ok else "fail: ") + text for ok, text in checks]
 
 
-def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any]) -> None:
+def training_profile(params: Params) -> dict[str, Any] | None:
+    """The profile of the data the challenger was trained on, for the next run's drift stage; None without it."""
+    try:
+        images, labels = load_split(params.data.out_dir, "train")
+    except DataError:
+        return None  # an export whose prepared data is gone: the champion then has nothing to compare drift with
+    return drift.profile(images, labels, params.validate.ink_threshold, params.drift.sample)
+
+
+def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any],
+                     data_profile: dict[str, Any] | None) -> None:
     """Put the export (graphs + manifest), its metrics and the decision into the champion folder in one atomic swap."""
     manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
     gallery_bytes = gallery.read_bytes(export_dir, manifest)
@@ -121,6 +133,8 @@ def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, d
         shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
         shutil.copyfile(metrics_path, staging / METRICS)
         rescore.keep_checkpoint(manifest, staging)
+        if data_profile is not None:  # what the next run's drift stage compares the new data with
+            write_json_atomic(staging / drift.PROFILE, data_profile)
         write_json_atomic(staging / "promotion.json", decision)
     verify_export(champion_dir)
 
@@ -147,7 +161,8 @@ def promote(params: Params) -> dict[str, Any]:
         "nll_margin": cfg.nll_margin,
     }
     if promoted:
-        install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision)
+        install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision,
+                         training_profile(params))
         champions.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
     # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.
     champion_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@
 """
 
 from vaeops.core.params.data import DATASETS, DataParams
+from vaeops.core.params.drift import DriftParams
 from vaeops.core.params.evaluate import EvaluateParams
 from vaeops.core.params.export import ExportParams
 from vaeops.core.params.loader import DEFAULT_PARAMS_PATH, SECTIONS, Params, build_section, load_params, parse_params
@@ -15,6 +16,6 @@ from vaeops.core.params.validate import ValidateParams
 
 __all__ = [
     "DATASETS", "DEFAULT_PARAMS_PATH", "MODEL_ACTIVATIONS", "MODEL_LIKELIHOODS", "SECTIONS", "VARIANTS",
-    "DataParams", "EvaluateParams", "ExportParams", "ModelParams", "Params", "PromoteParams", "ServeParams",
+    "DataParams", "DriftParams", "EvaluateParams", "ExportParams", "ModelParams", "Params", "PromoteParams", "ServeParams",
     "TrainParams", "ValidateParams", "build_section", "load_params", "parse_params",
 ]

@@ -15,6 +15,7 @@ import yaml
 from vaeops.core.errors import ParamsError
 from vaeops.core.params.checks import shown
 from vaeops.core.params.data import DataParams
+from vaeops.core.params.drift import DriftParams
 from vaeops.core.params.evaluate import EvaluateParams
 from vaeops.core.params.export import ExportParams
 from vaeops.core.params.model import ModelParams
@@ -29,6 +30,7 @@ SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "validate": ValidateParams,
+    "drift": DriftParams,
     "promote": PromoteParams,
     "export": ExportParams,
     "serve": ServeParams,
