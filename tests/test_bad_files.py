@@ -112,7 +112,7 @@ def test_an_exploding_yaml_value_gives_a_short_message(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("", "is empty; it needs the sections"),
-    ("data:\n  seed: 1\n", "has no section(s) validate, promote"),
+    ("data:\n  seed: 1\n", "has no section(s) validate, drift, promote"),
 ])
 def test_a_missing_or_empty_params_file_or_section_is_named(tmp_path, text, message):
     path = tmp_path / "params.yaml"
