@@ -18,7 +18,7 @@ from typing import Any
 from vaeops.core.errors import DataError, ParamsError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
-from vaeops.serving.inference import read_graph, read_manifest
+from vaeops.serving.inference import read_manifest, read_verified
 
 HISTORY = "history.json"
 PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
@@ -80,10 +80,7 @@ def kept(history_dir: Path) -> list[str]:
 
 def verified(folder: Path) -> dict[str, Any]:
     """A model folder's manifest, after every graph file in it matched its sha256."""
-    manifest = read_manifest(folder, {"model_version": str})
-    for name in manifest["graphs"]:
-        read_graph(folder, manifest, name)
-    return manifest
+    return read_verified(folder, {"model_version": str})[0]
 
 
 def current_version(champion_dir: Path) -> str | None:

@@ -14,7 +14,7 @@ from vaeops.data import drift
 from vaeops.data.splits import load_split
 from vaeops.lifecycle import champions, rescore
 from vaeops.serving import gallery
-from vaeops.serving.inference import MANIFEST, read_graph, read_manifest
+from vaeops.serving.inference import MANIFEST, read_verified
 
 METRICS = "metrics.json"
 GATE_KEYS = {"model_version": str, "checkpoint": str, "data_sha256": str}  # what the gate reads from a manifest
@@ -35,8 +35,7 @@ def model_metrics(metrics: dict[str, Any], model: str, path: Path) -> dict[str, 
 
 def verify_export(export_dir: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The export manifest and the bytes of every graph file, each checked against the sha256 the manifest names."""
-    manifest = read_manifest(export_dir, GATE_KEYS)
-    return manifest, {entry["file"]: read_graph(export_dir, manifest, name) for name, entry in manifest["graphs"].items()}
+    return read_verified(export_dir, GATE_KEYS)
 
 
 def candidate_evidence(params: Params) -> dict[str, Any]:

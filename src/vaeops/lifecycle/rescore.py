@@ -44,7 +44,7 @@ def keep_checkpoint(manifest: dict[str, Any], staging: Path) -> None:
 def paired_nll(champion_checkpoint: Path, challenger_checkpoint: Path, params: Params) -> dict[str, Any]:
     """Both models' NLL on the challenger's evaluation split, per image, and the paired gain champion - challenger."""
     from vaeops.data.splits import manifest_sha256
-    from vaeops.evaluation.estimators import paired_summary, sample_stats
+    from vaeops.evaluation.estimators import nll_estimate, paired_summary
     from vaeops.evaluation.evaluate import load_test_images
     from vaeops.training.checkpoint import load_model
     from vaeops.training.devices import intra_op_threads
@@ -54,7 +54,7 @@ def paired_nll(champion_checkpoint: Path, challenger_checkpoint: Path, params: P
     challenger, _ = load_model(challenger_checkpoint, expected_data_sha256=manifest_sha256(params.data.out_dir))
     cfg, k = params.evaluate, params.promote.nll_k
     with intra_op_threads(1):
-        nll = {name: -sample_stats(model, x, k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples).iwae.double().numpy()
+        nll = {name: nll_estimate(model, x, k, cfg.seed, cfg.chunk_images, cfg.chunk_samples)["per_image"]
                for name, model in (("champion", champion), ("challenger", challenger))}
     summary = paired_summary(nll["champion"], nll["challenger"])  # champion - challenger: > 0 when the challenger wins
     return {"images": int(len(x)), "split": cfg.split, "binarize": cfg.binarize, "k": k, "seed": cfg.seed,

@@ -60,6 +60,12 @@ def read_graph(model_dir: str | Path, manifest: dict[str, Any], name: str) -> by
     return read_listed_file(model_dir, manifest["graphs"][name], name)
 
 
+def read_verified(model_dir: str | Path, keys: dict[str, type] = MANIFEST_KEYS) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A model folder's checked manifest and the bytes of every graph file it names, each matching its sha256."""
+    manifest = read_manifest(model_dir, keys)
+    return manifest, {entry["file"]: read_graph(model_dir, manifest, name) for name, entry in manifest["graphs"].items()}
+
+
 def read_listed_file(model_dir: str | Path, entry: dict[str, Any], name: str) -> bytes:
     """Read a file that a manifest entry (`file`, `sha256`, `bytes`) names, and return its bytes only if its sha256
     matches; a missing, modified or truncated file, or a name outside the folder, is a ModelFileError."""
