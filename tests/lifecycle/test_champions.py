@@ -96,3 +96,31 @@ def test_cli_lists_rolls_back_pins_and_unpins(project):
     refused = cli("rollback", "vae@v1")
     assert refused.returncode == 2 and "vae@v2 is pinned" in refused.stderr
     assert cli("unpin").returncode == 0 and "pinned: none" in cli("list").stdout
+
+
+
+def with_contract(project, side: int) -> None:
+    """Give the candidate's manifest an input contract: side x side pixels, Bernoulli."""
+    path = project / "models" / "onnx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "image_shape": [side, side], "input_dim": side * side, "likelihood": "bernoulli"}))
+
+
+def test_the_install_record_says_how_the_champion_came_and_which_contract_change_was_accepted(project):
+    write_candidate(project, "vae@v1", nll=30.0)
+    with_contract(project, 8)
+    promote(load_params())
+    first = json.loads((project / "champion" / "install.json").read_text())
+    assert first["installed_by"] == "promotion" and first["previous_version"] is None and not first["contract_change_accepted"]
+    write_candidate(project, "vae@v2", nll=90.0)
+    with_contract(project, 28)
+    assert not promote(load_params())["promoted"]  # another contract: never by the NLL rule
+    edit_params(project / "params.yaml", {"promote.accept_contract_change": True})
+    assert promote(load_params())["promoted"]
+    second = json.loads((project / "champion" / "install.json").read_text())
+    assert second["previous_version"] == "vae@v1" and second["contract_change_accepted"]
+    assert second["contract_change"] == "image_shape [8, 8] -> [28, 28], input_dim 64 -> 784"
+    assert champions.rollback(load_params())["champion"] == "vae@v1"
+    back = json.loads((project / "champion" / "install.json").read_text())
+    assert back["installed_by"] == "rollback" and back["previous_version"] == "vae@v2"
+    assert back["contract_change"] == "image_shape [28, 28] -> [8, 8], input_dim 784 -> 64" and back["contract_change_accepted"]

@@ -15,6 +15,10 @@ class DataError(VaeopsError):
     """A data file is missing, corrupt, or not what its header says."""
 
 
+class DownloadError(DataError):
+    """No mirror delivered a data file with its pinned checksum: often a network fault that a retry fixes."""
+
+
 class ValidationFailed(VaeopsError):
     """The Great Expectations gate rejected a split; nothing downstream may run."""
 

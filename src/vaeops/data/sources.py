@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vaeops.core.errors import DataError, ParamsError
+from vaeops.core.errors import DataError, DownloadError, ParamsError
 from vaeops.core.fileio import atomic_path, sha256_bytes, sha256_file
 from vaeops.core.params import DATASETS, DataParams
 from vaeops.data.idx import parse, read_bytes
@@ -175,7 +175,7 @@ def _download_one(name: str, sha256: str, target: Path, urls: Sequence[str], tim
             unreachable += 1
             problems.append(f"{url}: unreachable ({getattr(exc, 'reason', exc)})")
     hint = "no network: none of the URLs could be reached. " if unreachable and unreachable == len(urls) else ""
-    raise DataError(
+    raise DownloadError(
         f"could not download {name}: {hint}{'; '.join(problems) or 'no URLs configured'}. To work offline, put the "
         f"four IDX files (raw or .gz) in a folder and set data.source_dir to it in params.yaml "
         f"(for MNIST on this machine: data.source_dir: ../shared/data/mnist)"

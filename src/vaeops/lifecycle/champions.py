@@ -19,6 +19,7 @@ from vaeops.core.errors import DataError, ParamsError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
 from vaeops.serving.inference import read_manifest, read_verified
+from vaeops.serving.reload import CONTRACT, INSTALL_RECORD, contract_change
 
 HISTORY = "history.json"
 PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
@@ -47,7 +48,17 @@ def event(kind: str, manifest: dict[str, Any], **details: Any) -> dict[str, Any]
     return {"event": kind, "model_version": manifest["model_version"],
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data_sha256": manifest.get("data_sha256"),
             "nll": metrics.get("nll"), "dataset": metrics.get("dataset"),
-            "contract": {key: manifest.get(key) for key in ("image_shape", "likelihood")}, **details}
+            "contract": {key: manifest.get(key) for key in CONTRACT}, **details}
+
+
+def install_record(how: str, new: dict[str, Any], previous: dict[str, Any] | None, accepted: bool) -> dict[str, Any]:
+    """How a folder became the champion: by which command, replacing which version, and whether a change of the input
+    contract was a deliberate decision (`vaeops serve` switches to another contract only on such a record)."""
+    change = contract_change(previous, new) if previous is not None else ""
+    return {"installed_by": how, "model_version": new["model_version"],
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "previous_version": previous["model_version"] if previous is not None else None,
+            "contract_change": change, "contract_change_accepted": bool(change) and accepted}
 
 
 def write_event(history_dir: Path, entry: dict[str, Any]) -> None:
@@ -104,11 +115,15 @@ def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     pin_version = pinned(history_dir)
     if pin_version not in (None, version):
         raise ParamsError(f"champion {pin_version} is pinned: `vaeops champion unpin` before rolling back")
-    verified(history_dir / version)  # a kept copy that no longer matches its manifest is refused
+    target = verified(history_dir / version)  # a kept copy that no longer matches its manifest is refused
+    served = read_manifest(champion_dir, {"model_version": str}) if current is not None else None
+    # A rollback is the operator's explicit decision, so a change of input contract it makes is accepted and recorded.
+    record = install_record("rollback", target, served, accepted=True)
     with atomic_directory(champion_dir) as staging:
         shutil.copytree(history_dir / version, staging, dirs_exist_ok=True)
+        write_json_atomic(staging / INSTALL_RECORD, record)
     manifest = verified(champion_dir)
-    write_event(history_dir, event("rollback", manifest, previous=current))
+    write_event(history_dir, event("rollback", manifest, previous=current, contract_change=record["contract_change"]))
     return {"champion": version, "previous": current}
 
 

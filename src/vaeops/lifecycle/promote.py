@@ -15,6 +15,7 @@ from vaeops.data.splits import load_split
 from vaeops.lifecycle import champions, rescore
 from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, read_verified
+from vaeops.serving.reload import INSTALL_RECORD, contract_change
 
 METRICS = "metrics.json"
 GATE_KEYS = {"model_version": str, "checkpoint": str, "data_sha256": str}  # what the gate reads from a manifest
@@ -91,7 +92,7 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: f
                    f"posterior collapsed ({units} active units)" if candidate["collapsed"]
                    else f"posterior not collapsed ({units} active units)"))
     nll = candidate["nll"]
-    change = rescore.contract_change(champion["contract"], candidate["contract"]) if champion and "contract" in champion \
+    change = contract_change(champion["contract"], candidate["contract"]) if champion and "contract" in champion \
         and "contract" in candidate else ""
     if champion is None:
         checks.append((True, f"no champion yet: test NLL {nll:.3f} nats becomes the baseline"))
@@ -122,8 +123,9 @@ def training_profile(params: Params) -> dict[str, Any] | None:
 
 
 def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any],
-                     data_profile: dict[str, Any] | None) -> None:
-    """Put the export (graphs + manifest), its metrics and the decision into the champion folder in one atomic swap."""
+                     data_profile: dict[str, Any] | None, record: dict[str, Any]) -> None:
+    """Put the export (graphs + manifest), its metrics, the decision and the install record into the champion folder
+    in one atomic swap."""
     manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
     gallery_bytes = gallery.read_bytes(export_dir, manifest)
     with atomic_directory(champion_dir) as staging:
@@ -135,6 +137,7 @@ def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, d
         if data_profile is not None:  # what the next run's drift stage compares the new data with
             write_json_atomic(staging / drift.PROFILE, data_profile)
         write_json_atomic(staging / "promotion.json", decision)
+        write_json_atomic(staging / INSTALL_RECORD, record)
     verify_export(champion_dir)
 
 
@@ -145,7 +148,7 @@ def promote(params: Params) -> dict[str, Any]:
     candidate = candidate_evidence(params)
     champion = champion_evidence(champion_dir)
     comparable = champion and champion["checkpoint"] and Path(candidate["checkpoint"]).is_file() \
-        and not rescore.contract_change(champion["contract"], candidate["contract"])
+        and not contract_change(champion["contract"], candidate["contract"])
     paired = rescore.paired_nll(Path(champion["checkpoint"]), Path(candidate["checkpoint"]), params) if comparable else None
     promoted, reasons = decide(candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)), paired,
                                cfg.accept_contract_change)
@@ -160,8 +163,11 @@ def promote(params: Params) -> dict[str, Any]:
         "nll_margin": cfg.nll_margin,
     }
     if promoted:
+        served = {**champion["contract"], "model_version": champion["model_version"]} if champion else None
+        record = champions.install_record("promotion", {**candidate["contract"], "model_version": candidate["model_version"]},
+                                          served, cfg.accept_contract_change)
         install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision,
-                         training_profile(params))
+                         training_profile(params), record)
         champions.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
     # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.
     champion_dir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,10 @@
 
 Every request takes the model once (`holder.model`) and finishes on it, so a swap never fails a request in flight;
 new requests get the new model. A folder that does not load (a file that fails its sha256, a broken manifest) or
-that changes the input contract (image shape, pixel count, likelihood: what clients send) is refused, the old model
-keeps serving, and the refusal is reported by /health. A contract change needs a restart, deliberately.
+that changes the input contract (image shape, pixel count, likelihood: what clients send) without a deliberate
+decision is refused, the old model keeps serving, and the refusal is reported by /health. A deliberate change is one
+the folder's install record (`install.json`, written by the promotion gate and by `vaeops champion rollback`) accepts,
+from the version being served: `--accept-contract-change` or a rollback. Anything else needs a restart.
 """
 
 from __future__ import annotations
@@ -14,18 +16,35 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vaeops.core.errors import VaeopsError
-from vaeops.core.fileio import sha256_bytes
+from vaeops.core.fileio import read_json_object, sha256_bytes
 from vaeops.serving.inference import MANIFEST, OnnxVAE
 
 CONTRACT = ("image_shape", "input_dim", "likelihood")
+INSTALL_RECORD = "install.json"
+
+
+def contract_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'' when two manifests (or contracts) ask clients for the same input, else what changes, from what to what."""
+    return ", ".join(f"{key} {old.get(key)} -> {new.get(key)}" for key in CONTRACT if old.get(key) != new.get(key))
+
+
+def accepted_change(model_dir: Path, served_version: str) -> bool:
+    """Whether the folder's install record accepts a contract change made from the version being served."""
+    if not (model_dir / INSTALL_RECORD).is_file():
+        return False
+    record = read_json_object(model_dir / INSTALL_RECORD, "install record", VaeopsError)
+    return record.get("contract_change_accepted") is True and record.get("previous_version") == served_version
 
 
 def manifest_digest(model_dir: Path) -> str | None:
-    """sha256 of the folder's manifest (it names the sha256 of every file), or None while it cannot be read."""
+    """sha256 of the folder's manifest (it names the sha256 of every file) and install record, or None while the
+    manifest cannot be read."""
     try:
-        return sha256_bytes((model_dir / MANIFEST).read_bytes())
+        data = (model_dir / MANIFEST).read_bytes()
     except OSError:
         return None
+    record = model_dir / INSTALL_RECORD
+    return sha256_bytes(data + (record.read_bytes() if record.is_file() else b""))
 
 
 class ModelHolder:
@@ -56,12 +75,12 @@ class ModelHolder:
                 return False
             try:
                 model = OnnxVAE(self.model_dir, **self.options)
-                changed = {k: (self.model.manifest.get(k), model.manifest.get(k)) for k in CONTRACT
-                           if self.model.manifest.get(k) != model.manifest.get(k)}
-                if changed:
-                    raise VaeopsError("the new model changes the input contract (" + ", ".join(
-                        f"{k} {old} -> {new}" for k, (old, new) in changed.items()) + "); restart `vaeops serve` to "
-                        "serve it")
+                served = self.model.manifest["model_version"]
+                change = contract_change(self.model.manifest, model.manifest)
+                if change and not accepted_change(self.model_dir, served):
+                    raise VaeopsError(f"the new model changes the input contract ({change}) and its {INSTALL_RECORD} "
+                                      f"does not accept that change from {served}; promote it with "
+                                      "--accept-contract-change, or restart `vaeops serve` to serve it")
             except VaeopsError as exc:
                 self.refused = digest
                 self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: refused {self.model_dir}: {exc}"
