@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/http_speed.py
 	$(BIN)/python bench/oip_parse.py
 	$(BIN)/python bench/nll_eval.py --mnist ../shared/data/mnist
+	$(BIN)/python bench/gpu_check.py --mnist ../shared/data/mnist
 
 clean:
 	rm -rf $(VENV) .pytest_cache

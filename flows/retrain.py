@@ -1,4 +1,4 @@
-"""Retraining as a Prefect 3 flow: prepare -> validate -> drift -> train (vae, plugin) -> evaluate -> export -> promote.
+"""Retraining as a Prefect 3 flow: prepare -> validate -> drift -> train (vae, plugin, autoencoder) -> evaluate -> export -> promote.
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`. The task cache is keyed on what dvc.yaml
 says the stage reads (file hashes + params values), so an unchanged stage is skipped. Run from the repo root:
@@ -25,6 +25,8 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from vaeops.core.errors import (
     CheckpointError,
+    DataError,
+    DownloadError,
     ExportError,
     ParamsError,
     TrainingDiverged,
@@ -42,17 +44,19 @@ STAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "drift": ("vaeops.data.drift", "drift", {}),
     "train@vae": ("vaeops.training.train", "train", {"variant": "vae"}),
     "train@plugin": ("vaeops.training.train", "train", {"variant": "plugin"}),
+    "train@autoencoder": ("vaeops.training.train", "train", {"variant": "autoencoder"}),
     "evaluate": ("vaeops.evaluation.evaluate", "evaluate", {}),
     "export": ("vaeops.serving.export", "export", {}),
     "promote": ("vaeops.lifecycle.promote", "promote", {}),
 }
-# Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks.
-PERMANENT = (ParamsError, ValidationFailed, TrainingDiverged, CheckpointError, ExportError)
+# Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks. A download
+# that failed is a DataError too, but the network may be back on the next try.
+PERMANENT = (ParamsError, DataError, ValidationFailed, TrainingDiverged, CheckpointError, ExportError)
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry condition: retry I/O and DVC-remote failures, never one that would repeat (see PERMANENT)."""
-    return not isinstance(state.data, PERMANENT)
+    return isinstance(state.data, DownloadError) or not isinstance(state.data, PERMANENT)
 
 
 def run_stage(stage: str, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -168,8 +172,11 @@ def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, 
     # Inputs outside dvc.yaml: the files of a data feed, and the pin that tells the gate to keep the champion.
     extra = ((params.data.source_dir,) if stage == "prepare" and params.data.source_dir
              else (str(Path(params.promote.history_dir) / "pin.json"),) if stage == "promote" else ())
-    # Run-only overrides (an accepted contract change) reach the stage, and its cache key, but not params.yaml.
-    args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra), overrides or None)
+    # Run-only overrides (an accepted contract change) reach the stages that read those keys, and their cache keys,
+    # but not params.yaml; the other stages keep their cached results.
+    mine = {key: value for key, value in (overrides or {}).items()
+            if any(key == name or key.startswith(name + ".") for name in spec.params)}
+    args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra), mine or None)
     state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
     if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec.outs):
         # The inputs are unchanged but the outputs were changed or deleted since: the cache cannot stand in for them.
@@ -214,7 +221,7 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
         finally:
             publish_drift(params)
         outcome["drift"] = read_json(params.drift.report)
-        for stage in ("train@vae", "train@plugin"):
+        for stage in ("train@vae", "train@plugin", "train@autoencoder"):
             step(stage, train_task, refresh=force_retrain)
         step("evaluate", evaluate_task)
         step("export", export_task)

@@ -15,6 +15,7 @@ from helpers import edit_params, git_copy_of_repo
 # Small settings for every stage in dvc.yaml, so the whole pipeline runs in seconds. Add your stage's keys here.
 TINY_PARAMS: dict = {
     "train.epochs": 2,
+    "train.replicates": 1,
     "evaluate.recon_samples": 2,
     "evaluate.elbo_ks": [1, 10],
     "evaluate.elbo_repeats": 2,
@@ -54,7 +55,7 @@ def check_offline_plots(repo: Path) -> None:
         marks = page.evaluate(DATA_MARKS)
         images = page.evaluate("[...document.images].map((img) => img.naturalWidth)")
         screenshot(page, "dvc-plots")
-    assert specs >= 20 and len(images) == 5 and all(images), images
+    assert specs >= 20 and len(images) == 6 and all(images), images
     empty = [i for i, count in enumerate(marks) if count < 2]
     assert not empty, f"plots {empty} draw no data: {marks}"
     assert [p for p in problems if "Vega" not in p] == [], problems
@@ -75,6 +76,10 @@ def test_repro_is_reproducible_versioned_and_gated(repo_copy):
     assert json.loads((repo_copy / "reports" / "validation.json").read_text())["success"] is True
     lock = (repo_copy / "dvc.lock").read_text()
     check_offline_plots(repo_copy)
+    # One metrics file, and it fits an 80-column terminal.
+    shown = dvc("metrics", "show", cwd=repo_copy).stdout
+    assert shown.splitlines()[1].startswith("reports/headline.json") and len(shown.splitlines()) == 2, shown
+    assert max(len(line) for line in shown.splitlines()) <= 80, shown
 
     again = dvc("repro", cwd=repo_copy).stdout
     assert "Running stage" not in again, again

@@ -23,7 +23,8 @@ from vaeops.training.progress import BackgroundLive
 from vaeops.training.train import model_config, train
 from vaeops.training.trainer import Objective, kl_beta, validation_sums
 
-SMALL = {"model.hidden": [32], "model.latent_dim": 4, "train.epochs": 2, "train.batch_size": 64, "train.threads": 1}
+SMALL = {"model.hidden": [32], "model.latent_dim": 4, "train.epochs": 2, "train.batch_size": 64, "train.threads": 1,
+         "train.replicates": 1}
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,33 @@ def test_plugin_variant_trains_and_is_saved_like_any_other_model(params_for, pro
     assert history[-1]["val/loss"] < history[0]["val/loss"]
     assert "val/mc_std" not in history[-1]  # nothing is sampled, so there is no Monte-Carlo spread
     assert summary["variant"] == "plugin" and (project / "models" / "plugin" / "best.pt").exists()
+
+
+def test_the_autoencoder_has_no_kl_term_and_its_variance_gets_no_gradient(params_for, project):
+    summary = train(params_for(), variant="autoencoder")
+    assert summary["latent"] == "mean" and summary["kl_term"] is False
+    record = summary["final"]
+    assert record["beta"] == 0.0 and record["val/loss"] == pytest.approx(-record["val/recon"])  # the loss is -log p(x|mu)
+    trained, _ = load_model(project / "models" / "autoencoder" / "best.pt")
+    torch.manual_seed(0)
+    fresh = model.VAE(trained.config)
+    # the log-variance head never enters the loss, so it keeps its initial weights
+    latent = trained.config.latent_dim
+    assert torch.equal(trained.encoder_head.weight[latent:], fresh.encoder_head.weight[latent:])
+    assert not torch.equal(trained.encoder_head.weight[:latent], fresh.encoder_head.weight[:latent])
+
+
+def test_replicates_train_one_model_per_seed_and_the_best_on_validation_is_kept(params_for, project):
+    summary = train(params_for(train__replicates=2, train__epochs=1), variant="vae")
+    folder = project / "models" / "vae"
+    choice = (folder / "replicates.json").read_text()
+    assert summary["selected_seed"] in (0, 1) and "lowest validation loss" in choice
+    losses = {run["seed"]: run["best_val_loss"] for run in summary["replicates"]}
+    assert summary["selected_seed"] == min(losses, key=losses.get)
+    seeds = {seed: sha256_file(folder / "replicates" / f"seed-{seed}" / "best.pt") for seed in (0, 1)}
+    assert seeds[0] != seeds[1] and sha256_file(folder / "best.pt") == seeds[summary["selected_seed"]]
+    train(params_for(train__epochs=1), variant="vae")  # back to one seed: no stale replicates left for evaluate
+    assert not (folder / "replicates").exists()
 
 
 def test_two_runs_with_one_seed_give_identical_weights_and_another_seed_does_not(params_for, project):

@@ -15,6 +15,7 @@ import pandas as pd
 from vaeops.core.errors import DataError, ValidationFailed
 from vaeops.core.fileio import sha256_file, write_json_atomic
 from vaeops.core.params import Params, load_params
+from vaeops.core.progress import Progress
 from vaeops.data.sources import layout
 from vaeops.data.splits import SPLITS, load_manifest, load_split, manifest_sha256
 from vaeops.data.stats import CLASS_COLUMNS, IMAGE_COLUMNS, Bounds, class_frame, image_frame, mark_leaks, resolve_bounds
@@ -31,13 +32,18 @@ def validate(params: Params) -> dict[str, Any]:
     check_files(prepared, manifest)
     image_shape, classes = layout(dataset)
     bounds = resolve_bounds(params.validate, dataset)
-    splits = {name: load_split(prepared, name) for name in SPLITS}
-    frames = mark_leaks({name: image_frame(images, labels, bounds.ink_threshold) for name, (images, labels) in splits.items()})
-    tables = {}
-    for name, (_, labels) in splits.items():
-        tables[f"{name}_images"] = (frames[name], image_checks(bounds, classes, image_shape, manifest["counts"][name]["total"]))
-        tables[f"{name}_classes"] = (class_frame(labels, classes), class_checks(bounds))
-    checks = run_gx(tables)
+    with Progress(3 * len(SPLITS), "validate: per-image statistics, then the expectations", unit="step") as progress:
+        splits, frames = {}, {}
+        for name in SPLITS:
+            splits[name] = load_split(prepared, name)
+            frames[name] = image_frame(*splits[name], bounds.ink_threshold)
+            progress.update()
+        frames = mark_leaks(frames)
+        tables = {}
+        for name, (_, labels) in splits.items():
+            tables[f"{name}_images"] = (frames[name], image_checks(bounds, classes, image_shape, manifest["counts"][name]["total"]))
+            tables[f"{name}_classes"] = (class_frame(labels, classes), class_checks(bounds))
+        checks = run_gx(tables, progress)
     failures = [describe_failure(check) for check in checks if not check["success"]]
     report = {
         "success": not failures,
@@ -98,7 +104,8 @@ def class_checks(bounds: Bounds) -> list[tuple[str, str, dict]]:
     ]
 
 
-def run_gx(tables: dict[str, tuple[pd.DataFrame, list[tuple[str, str, dict]]]]) -> list[dict[str, Any]]:
+def run_gx(tables: dict[str, tuple[pd.DataFrame, list[tuple[str, str, dict]]]],
+           progress: Progress | None = None) -> list[dict[str, Any]]:
     """Validate each frame against its expectations in a fresh ephemeral GX context; one result dict per expectation."""
     import great_expectations as gx  # slow import (2-3 s): only when the gate runs
     import great_expectations.expectations as gxe
@@ -123,6 +130,8 @@ def run_gx(tables: dict[str, tuple[pd.DataFrame, list[tuple[str, str, dict]]]]) 
         outcome = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "SUMMARY", "unexpected_index_column_names": index})
         for item in outcome.results:
             results.append(_result_entry(table, item.to_json_dict()))
+        if progress is not None:
+            progress.update()
     return results
 
 

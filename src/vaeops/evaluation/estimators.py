@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from vaeops.core.errors import ParamsError
+from vaeops.core.progress import Progress
 from vaeops.training import devices
 from vaeops.training.model import VAE, bernoulli_log_prob, softplus_sum
 from vaeops.training.objective import gaussian_kl, reparameterize
@@ -143,7 +144,7 @@ def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Te
 
 def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: int = 0,
                  chunk_images: int = 64, chunk_samples: int = 128, workers: int | None = None,
-                 precision: str = "fp32") -> SampleStats:
+                 precision: str = "fp32", progress: Progress | None = None) -> SampleStats:
     """Draw `samples` latents per image and return L_K, the mean log-likelihood and the KL per image.
 
     The log-sum-exp over samples is accumulated chunk by chunk with logaddexp, which stays exact and stable
@@ -170,6 +171,8 @@ def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: i
                 log_w = ll - 0.5 * (z.square() - eps.square()).sum(-1) + half_logvar
                 lse = torch.logaddexp(lse, torch.logsumexp(log_w, dim=0))
                 ll_sum += ll.sum(0)
+                if progress is not None:
+                    progress.update(len(xb) * (cols.stop - cols.start))
             return lse - math.log(samples), ll_sum / samples, gaussian_kl(mu, logvar).sum(-1)
 
     head = decoder_head_fn(model, precision)  # checks the precision before any work, converts bf16 weights once
@@ -190,7 +193,7 @@ def _pixel_errors(model: VAE, x: torch.Tensor, decoded: torch.Tensor) -> tuple[t
 
 
 def reconstruction_errors(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: int = 1,
-                          chunk_images: int = 64) -> dict[str, np.ndarray]:
+                          chunk_images: int = 64, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Per image: errors of the mean decode (z = mu) and the average error over S decodes of z ~ q(z|x),
     plus the plug-in log p(x|mu) against the S-sample estimate of E_q[log p(x|z)] and their gap."""
     if samples < 1:
@@ -207,6 +210,8 @@ def reconstruction_errors(model: VAE, x: torch.Tensor, samples: int, seed: int, 
             bce_z, se_z = _pixel_errors(model, xb, decoded_z)
             log_px_mu = model.log_likelihood(xb, decoded_mu)
             e_log_px = model.log_likelihood(xb, decoded_z).mean(0)
+            if progress is not None:
+                progress.update(len(xb) * (samples + 1))
             return {"bce_mean_decode": bce_mu, "bce_sampled": bce_z.mean(0), "se_mean_decode": se_mu,
                     "se_sampled": se_z.mean(0), "log_px_mu": log_px_mu, "e_log_px": e_log_px,
                     "jensen_gap": log_px_mu - e_log_px}
@@ -225,15 +230,16 @@ def paired_summary(sampled: np.ndarray, mean_decode: np.ndarray) -> dict[str, fl
             "share_mean_decode_better": float(np.mean(mean_decode < sampled))}
 
 
-def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int,
-            chunk_images: int = 64, chunk_samples: int = 128, precision: str = "fp32") -> list[dict[str, float]]:
+def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int, chunk_images: int = 64,
+            chunk_samples: int = 128, precision: str = "fp32", progress: Progress | None = None) -> list[dict[str, float]]:
     """ELBO_K and L_K for each K, repeated R times with fresh draws: their mean, the per-image spread across
     repeats (root-mean-square over images of the standard deviation: the estimator noise one image sees) and the
     spread of the data-set mean across repeats. Repeats are stacked as extra images, so each K is one stream."""
     stacked = x.repeat(repeats, 1)  # (R * N, D): repeat r is rows r*N .. (r+1)*N
     rows = []
     for stream, k in enumerate(ks, start=2):  # streams 0 and 1: the NLL and the reconstructions
-        stats = sample_stats(model, stacked, k, seed, stream, chunk_images, min(chunk_samples, k), precision=precision)
+        stats = sample_stats(model, stacked, k, seed, stream, chunk_images, min(chunk_samples, k), precision=precision,
+                             progress=progress)
         row: dict[str, float] = {"k": int(k)}
         for name, per_image in (("elbo", stats.elbo), ("iwae", stats.iwae)):
             table = per_image.reshape(repeats, len(x)).double().cpu()
@@ -244,10 +250,10 @@ def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int,
     return rows
 
 
-def nll_estimate(model: VAE, x: torch.Tensor, samples: int, seed: int,
-                 chunk_images: int = 64, chunk_samples: int = 128, precision: str = "fp32") -> dict[str, float | np.ndarray]:
+def nll_estimate(model: VAE, x: torch.Tensor, samples: int, seed: int, chunk_images: int = 64, chunk_samples: int = 128,
+                 precision: str = "fp32", progress: Progress | None = None) -> dict[str, float | np.ndarray]:
     """The importance-sampled NLL -L_K (Burda et al. 2016), in nats per image and bits per dimension."""
-    stats = sample_stats(model, x, samples, seed, 0, chunk_images, chunk_samples, precision=precision)
+    stats = sample_stats(model, x, samples, seed, 0, chunk_images, chunk_samples, precision=precision, progress=progress)
     per_image = -stats.iwae.double().cpu().numpy()
     nats = float(per_image.mean())
     return {"nll_nats": nats, "nll_se": float(per_image.std(ddof=1) / math.sqrt(len(per_image))) if len(per_image) > 1 else 0.0,

@@ -18,27 +18,24 @@ import numpy as np
 import torch
 
 from vaeops.core.errors import CheckpointError, DataError
-from vaeops.core.fileio import atomic_directory, write_json_atomic, write_text_atomic
+from vaeops.core.fileio import atomic_directory, sha256_file, write_json_atomic, write_text_atomic
 from vaeops.core.params import EvaluateParams, Params, load_params
+from vaeops.core.progress import Progress
 from vaeops.data.splits import load_manifest, load_split, manifest_sha256
+from vaeops.evaluation import measure as measures
 from vaeops.evaluation import plots as eval_plots
-from vaeops.evaluation.estimators import (
-    check_precision,
-    chunk_generator,
-    encode_all,
-    k_study,
-    paired_summary,
-    reconstruction_errors,
-    sample_stats,
-)
-from vaeops.evaluation.latent_health import latent_health, pca_2d
-from vaeops.evaluation.report import PLUGIN_MODEL, VAE_MODEL, render_report
+from vaeops.evaluation.estimators import check_precision, chunk_generator
+from vaeops.evaluation.latent_health import pca_2d
+from vaeops.evaluation.report import VAE_MODEL, render_report
 from vaeops.training.binarize import binarize_static
 from vaeops.training.checkpoint import load_model
 from vaeops.training.devices import intra_op_threads, resolve_device, retain_freed_memory
 from vaeops.training.model import VAE
 
-PICTURES, PRIOR = 90, 91  # generator streams of the plotted draws (0, 1, 2.. are the estimators')
+PICTURES, PRIOR, WHY = 90, 91, 92  # generator streams of the plotted draws (0, 1, 2.. are the estimators')
+WHY_IMAGES, WHY_DRAWS = 4, 200  # the figure of per-draw log p(x|z) against the plug-in log p(x|mu)
+REPLICATES = "replicates"  # models/<variant>/replicates/seed-<seed>/best.pt, written by the train stage
+HEADLINE = "headline.json"  # the one file dvc.yaml declares as a metric
 
 
 def load_test_images(params: Params) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
@@ -57,62 +54,47 @@ def load_test_images(params: Params) -> tuple[torch.Tensor, np.ndarray, tuple[in
 
 def load_models(params: Params, data_sha256: str, input_dim: int, device: torch.device) -> dict[str, VAE]:
     """Each compared model's checkpoint, refused when it was trained on other data or another image size."""
-    models = {}
-    for name in params.evaluate.models:
-        path = Path(params.train.out_dir) / name / params.evaluate.checkpoint
-        model, _ = load_model(path, expected_data_sha256=data_sha256, map_location=device)
-        if model.config.input_dim != input_dim:
-            raise CheckpointError(f"{path} expects {model.config.input_dim} pixels, the prepared images have {input_dim}")
-        models[name] = model
-    return models
+    return {name: load_checked(Path(params.train.out_dir) / name / params.evaluate.checkpoint, data_sha256, input_dim,
+                               device) for name in params.evaluate.models}
 
 
-def measure(model: VAE, x: torch.Tensor, cfg: EvaluateParams) -> dict[str, Any]:
-    """Every estimate for one model: per-image reconstruction errors, the K study, the large-K bound, latents."""
-    recon = reconstruction_errors(model, x, cfg.recon_samples, cfg.seed, chunk_images=cfg.chunk_images)
-    bound = sample_stats(model, x, cfg.nll_k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples, precision=cfg.precision)
-    study_x = x[: cfg.study_images] if cfg.study_images else x
-    study = k_study(model, study_x, cfg.elbo_ks, cfg.elbo_repeats, cfg.seed, cfg.chunk_images, cfg.chunk_samples,
-                    cfg.precision)
-    mu, logvar = encode_all(model, x, cfg.chunk_images)
-    return {"recon": recon, "nll": (-bound.iwae).double().cpu().numpy(), "elbo": bound.elbo.double().cpu().numpy(),
-            "recon_term": bound.mean_log_likelihood.double().cpu().numpy(), "kl": bound.kl.double().cpu().numpy(),
-            "study": study, "health": latent_health(mu, logvar, cfg.active_threshold, cfg.collapse_kl),
-            "mu": mu.double().cpu().numpy()}
+def load_checked(path: Path, data_sha256: str, input_dim: int, device: torch.device) -> VAE:
+    """One checkpoint, refused when it was trained on other data or another image size."""
+    model, _ = load_model(path, expected_data_sha256=data_sha256, map_location=device)
+    if model.config.input_dim != input_dim:
+        raise CheckpointError(f"{path} expects {model.config.input_dim} pixels, the prepared images have {input_dim}")
+    return model
 
 
-def _mean_se(values: np.ndarray) -> tuple[float, float]:
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+def replicate_paths(params: Params, name: str) -> dict[int, Path]:
+    """The training seeds of one model and their best checkpoints; empty when it was trained with one seed."""
+    folder = Path(params.train.out_dir) / name / REPLICATES
+    found = {int(p.parent.name.removeprefix("seed-")): p for p in folder.glob("seed-*/best.pt")} if folder.is_dir() else {}
+    return dict(sorted(found.items()))
 
 
-def headline(m: dict[str, Any], pixels: int) -> dict[str, Any]:
-    """The numbers of one model that go to metrics.json: flat, so `dvc metrics show/diff` can list them."""
-    nll, nll_se = _mean_se(m["nll"])
-    gap, gap_se = _mean_se(m["recon"]["jensen_gap"])
-    out: dict[str, Any] = {"nll": nll, "nll_se": nll_se, "nll_bits_per_dim": nll / (pixels * np.log(2)),
-                           "elbo": float(m["elbo"].mean()), "recon_term": float(m["recon_term"].mean()),
-                           "kl": float(m["kl"].mean()), "bound_gap": float((-m["nll"] - m["elbo"]).mean()),
-                           "log_px_mu": float(m["recon"]["log_px_mu"].mean()),
-                           "e_log_px": float(m["recon"]["e_log_px"].mean()), "jensen_gap": gap, "jensen_gap_se": gap_se}
-    for error in ("bce", "se"):
-        summary = paired_summary(m["recon"][f"{error}_sampled"], m["recon"][f"{error}_mean_decode"])
-        out[f"{error}_mean_decode"] = float(m["recon"][f"{error}_mean_decode"].mean())
-        out[f"{error}_sampled"] = float(m["recon"][f"{error}_sampled"].mean())
-        out.update({f"{error}_{key}": value for key, value in summary.items()})
-    first, last = m["study"][0], m["study"][-1]
-    out.update({f"elbo_std_k{first['k']}": first["elbo_std_image"], f"elbo_std_k{last['k']}": last["elbo_std_image"]})
-    health = m["health"]
-    out.update({key: health[key] for key in ("latent_dim", "active_units", "collapsed_dims", "mean_posterior_std")})
-    out["collapsed"] = health["posterior_collapsed"]
-    return out
-
-
-def compare(vae: dict[str, Any], plugin: dict[str, Any]) -> dict[str, float]:
-    """The `plugin` model against the `vae` model on the same images: paired NLL difference."""
-    paired = paired_summary(plugin["nll"], vae["nll"])
-    return {"nll_plugin_minus_vae": paired["diff_mean"], "nll_diff_se": paired["diff_se"],
-            "nll_diff_ci95_low": paired["diff_ci95_low"], "nll_diff_ci95_high": paired["diff_ci95_high"],
-            "share_images_vae_better": paired["share_mean_decode_better"]}
+def measure_replicates(params: Params, results: dict[str, dict], x: torch.Tensor, nll_rows: np.ndarray,
+                       data_sha: str, device: torch.device) -> dict[str, Any] | None:
+    """The headline quantities of every training seed of every model, and their spread; None without replicates."""
+    cfg = params.evaluate
+    paths = {name: replicate_paths(params, name) for name in cfg.models}
+    if not any(len(p) > 1 for p in paths.values()):
+        return None
+    runs: dict[str, dict[int, dict]] = {}
+    each = len(x) * (cfg.recon_samples + 1) + len(nll_rows) * cfg.nll_k
+    with Progress(sum(len(p) for p in paths.values()) * each, "evaluate: training seeds", unit="draw") as progress:
+        for name, seeds in paths.items():
+            main = sha256_file(Path(params.train.out_dir) / name / cfg.checkpoint)
+            runs[name] = {}
+            for seed, path in seeds.items():
+                # the selected seed is the main model: same images, same draws, so its numbers are already there
+                if sha256_file(path) == main:
+                    runs[name][seed] = results[name]
+                    progress.update(each)
+                else:
+                    runs[name][seed] = measures.replicate(load_checked(path, data_sha, x.shape[1], device), x, nll_rows,
+                                                          cfg, progress)
+    return measures.seed_spread(runs, VAE_MODEL)
 
 
 def _csv(columns: dict[str, np.ndarray | list]) -> str:
@@ -125,14 +107,15 @@ def _csv(columns: dict[str, np.ndarray | list]) -> str:
     return buffer.getvalue()
 
 
-def plot_tables(results: dict[str, dict], labels: np.ndarray) -> dict[str, str]:
+def plot_tables(results: dict[str, dict], labels: np.ndarray, nll_rows: np.ndarray) -> dict[str, str]:
     """The data series behind the DVC plots: per-image values, estimators vs K, gap histograms, 2-D latents."""
     per_image: dict[str, Any] = {"index": list(range(len(labels))), "label": labels.tolist()}
     latent: dict[str, Any] = dict(per_image)
+    nll: dict[str, Any] = {"index": nll_rows.tolist(), "label": labels[nll_rows].tolist()}
     for name, m in results.items():
         for key, values in m["recon"].items():
             per_image[f"{name}_{key}"] = values
-        per_image[f"{name}_nll"] = m["nll"]
+        nll[f"{name}_nll"] = m["nll"]
         xy, _ = pca_2d(m["mu"])
         latent[f"{name}_pc1"], latent[f"{name}_pc2"] = xy[:, 0], xy[:, 1]
     studies = {"k": [row["k"] for row in next(iter(results.values()))["study"]]}
@@ -145,8 +128,8 @@ def plot_tables(results: dict[str, dict], labels: np.ndarray) -> dict[str, str]:
     histogram: dict[str, Any] = {"jensen_gap": (edges[:-1] + edges[1:]) / 2}
     for name, m in results.items():
         histogram[f"{name}_images"] = np.histogram(m["recon"]["jensen_gap"], bins=edges)[0].tolist()
-    return {"per_image.csv": _csv(per_image), "estimators.csv": _csv(studies), "gap_histogram.csv": _csv(histogram),
-            "latent.csv": _csv(latent)}
+    return {"per_image.csv": _csv(per_image), "nll_per_image.csv": _csv(nll), "estimators.csv": _csv(studies),
+            "gap_histogram.csv": _csv(histogram), "latent.csv": _csv(latent)}
 
 
 def picture_arrays(models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, int], cfg: EvaluateParams) -> dict[str, Any]:
@@ -170,6 +153,17 @@ def picture_arrays(models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, in
 
     return {"originals": as_images(originals), "rows": {k: as_images(v) for k, v in rows.items()},
             "prior": {k: as_images(v) for k, v in prior.items()}}
+
+def why_sample_arrays(model: VAE, x: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
+    """For a few test images: log p(x|z) at each of WHY_DRAWS draws z ~ q(z|x), and the plug-in log p(x|mu)."""
+    images = x[:WHY_IMAGES]
+    with torch.inference_mode():
+        mu, logvar = model.encode(images)
+        eps = torch.randn((WHY_DRAWS, *mu.shape), generator=chunk_generator(seed, WHY, 0, x.device), device=x.device)
+        draws = model.log_likelihood(images, model.decode(mu + torch.exp(0.5 * logvar) * eps))  # (draws, images)
+        plug_in = model.log_likelihood(images, model.decode(mu))
+    return {"draws": draws.t().double().cpu().numpy(), "plug_in": plug_in.double().cpu().numpy()}
+
 
 
 def evaluate(params: Params) -> dict[str, Any]:
@@ -196,18 +190,29 @@ def _evaluate(params: Params) -> dict[str, Any]:
     retain_freed_memory()  # the estimators free and reallocate MB-sized chunks of logits thousands of times
     x = x.to(device)
     models = load_models(params, data_sha, x.shape[1], device)
-    results = {name: measure(model, x, cfg) for name, model in models.items()}
+    nll_rows = measures.subset(len(x), cfg.nll_images, cfg.seed, measures.NLL_ROWS)
+    study_rows = measures.subset(len(x), cfg.study_images, cfg.seed, measures.STUDY_ROWS)
+    results = {}
+    for name, model in models.items():
+        with Progress(measures.work(len(x), len(nll_rows), len(study_rows), cfg), f"evaluate {name}", unit="draw") as bar:
+            results[name] = measures.measure(model, x, nll_rows, study_rows, cfg, bar)
     metrics = {"dataset": load_manifest(prepared).get("dataset", params.data.dataset), "split": cfg.split,
-               "images": int(len(x)), "pixels": int(x.shape[1]), "binarize": cfg.binarize, "seed": cfg.seed,
-               "nll_k": cfg.nll_k, "precision": cfg.precision, "data_sha256": data_sha,
-               "models": {name: headline(m, x.shape[1]) for name, m in results.items()}}
-    if VAE_MODEL in results and PLUGIN_MODEL in results:
-        metrics["comparison"] = compare(results[VAE_MODEL], results[PLUGIN_MODEL])
+               "images": int(len(x)), "nll_images": int(len(nll_rows)), "study_images": int(len(study_rows)),
+               "pixels": int(x.shape[1]), "binarize": cfg.binarize, "seed": cfg.seed, "nll_k": cfg.nll_k,
+               "precision": cfg.precision, "data_sha256": data_sha,
+               "models": {name: measures.headline(m, x.shape[1]) for name, m in results.items()}}
+    if VAE_MODEL in results:
+        metrics["comparisons"] = {name: measures.compare(results[VAE_MODEL], m) for name, m in results.items()
+                                  if name != VAE_MODEL}
+    seeds = measure_replicates(params, results, x, nll_rows, data_sha, device)
+    if seeds is not None:
+        metrics["seeds"] = seeds
     details = {name: {"config": models[name].config.to_dict(), "k_study": m["study"],
                       **{k: m["health"][k] for k in ("kl_per_dim", "activity_per_dim")}}
                for name, m in results.items()}
     pictures = picture_arrays(models, x, shape, cfg)
-    tables = plot_tables(results, labels)
+    why = why_sample_arrays(models.get(VAE_MODEL, next(iter(models.values()))), x, cfg.seed)
+    tables = plot_tables(results, labels, nll_rows)
     report = render_report(metrics, details, cfg)
     out = Path(cfg.out_dir)
     with atomic_directory(out / "plots") as plots:
@@ -219,15 +224,26 @@ def _evaluate(params: Params) -> dict[str, Any]:
                                                           for n, m in results.items()})
         eval_plots.prior_samples(plots / "prior_samples.png", pictures["prior"])
         eval_plots.latent_scatter(plots / "latent_2d.png", {n: pca_2d(m["mu"]) for n, m in results.items()}, labels)
+        eval_plots.why_sample(plots / "why_sample.png", why["draws"], why["plug_in"])
     with atomic_directory(out / "eval") as tables_dir:
         for filename, text in tables.items():
             (tables_dir / filename).write_text(text, encoding="utf-8")
         (tables_dir / "details.json").write_text(json.dumps(details, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(out / HEADLINE, headline_file(metrics))
     write_text_atomic(out / "report.md", report)
     return {"seconds": round(time.perf_counter() - started, 2), "images": metrics["images"],
             "models": {n: {k: h[k] for k in ("nll", "elbo", "bce_diff_mean", "jensen_gap", "active_units")}
                        for n, h in metrics["models"].items()}}
+
+
+def headline_file(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers `dvc metrics show` lists in 80 columns: each model's NLL and the `vae` model's Jensen gap."""
+    models = metrics["models"]
+    headline = {"nll": {name: round(h["nll"], 2) for name, h in models.items()}}
+    if VAE_MODEL in models:
+        headline["gap"] = {VAE_MODEL: round(models[VAE_MODEL]["jensen_gap"], 2)}
+    return headline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

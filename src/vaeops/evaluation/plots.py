@@ -39,29 +39,52 @@ def reconstructions(path: Path, originals: np.ndarray, rows: dict[str, np.ndarra
 
 
 def estimators_vs_k(path: Path, studies: dict[str, list[dict]], nll: dict[str, tuple[int, float]]) -> None:
-    """Left: ELBO_K and L_K (mean, with the per-image spread as a band) against K; right: the spread itself."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for colour, (name, rows) in zip(COLOURS, studies.items()):
+    """One row per model, each on its own axes (a model whose bound is far off cannot squash the others). Left:
+    ELBO_K and L_K (mean, band: per-image spread) against K, and the NLL estimate; right: the per-image noise of
+    each estimator against K with the 1/sqrt(K) reference through its first point."""
+    fig, axes = plt.subplots(len(studies), 2, figsize=(10, 3.0 * len(studies)), squeeze=False)
+    for (left, right), colour, (name, rows) in zip(axes, COLOURS, studies.items()):
         ks = np.array([row["k"] for row in rows])
-        for key, style in (("elbo", "--"), ("iwae", "-")):
+        for key, style, label in (("elbo", "--", "ELBO_K"), ("iwae", "-", "L_K (IWAE bound)")):
             mean = np.array([row[f"{key}_mean"] for row in rows])
             spread = np.array([row[f"{key}_std_image"] for row in rows])
-            label = f"{name}: {'ELBO_K' if key == 'elbo' else 'L_K (IWAE)'}"
             left.plot(ks, mean, style, marker="o", color=colour, label=label)
             left.fill_between(ks, mean - spread, mean + spread, color=colour, alpha=0.12)
-            right.plot(ks, spread, style, marker="o", color=colour, label=label)
+            right.plot(ks, spread, style, marker="o", color=colour, label=f"{label} noise")
+        first = rows[0]["elbo_std_image"]
+        if first > 0:
+            right.plot(ks, first * np.sqrt(ks[0] / ks), ":", color="black", label="1/sqrt(K) reference")
         k_big, value = nll[name]
-        left.scatter([k_big], [-value], marker="*", s=120, color=colour, label=f"{name}: L_{k_big} (NLL estimate)")
-    for ax in (left, right):
-        ax.set_xscale("log")
+        left.scatter([k_big], [-value], marker="*", s=120, color=colour, label=f"L_{k_big} (the NLL estimate)")
+        for ax in (left, right):
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        right.set_yscale("log")
+        left.set_ylabel(f"{name}: nats per image")
+        right.set_ylabel("std across repeats (nats)")
+    for ax in axes[-1]:
         ax.set_xlabel("K (samples per image)")
-        ax.grid(alpha=0.3)
-    right.set_yscale("log")
-    left.set_ylabel("nats per image (mean over images)")
-    right.set_ylabel("std across repeats, per image (nats)")
-    left.set_title("Estimate vs K (band: +/- one per-image std)", fontsize=9)
-    right.set_title("Estimator noise vs K", fontsize=9)
-    left.legend(fontsize=7)
+    axes[0, 0].set_title("Estimate vs K (band: +/- one per-image std)", fontsize=9)
+    axes[0, 1].set_title("Estimator noise vs K, per image", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def why_sample(path: Path, draws: np.ndarray, plug_in: np.ndarray) -> None:
+    """Per test image (columns), the histogram of log p(x|z) over draws z ~ q(z|x), their mean (the ELBO's term
+    E_q[log p(x|z)]) and the plug-in log p(x|mu): the two numbers a VAE could use, side by side."""
+    fig, axes = plt.subplots(1, len(draws), figsize=(3.2 * len(draws), 2.8), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.hist(draws[i], bins=30, color="tab:blue", alpha=0.6, label="log p(x|z), z ~ q(z|x)")
+        ax.axvline(float(draws[i].mean()), color="tab:blue", lw=1.6, label="mean over draws: E_q[log p(x|z)]")
+        ax.axvline(float(plug_in[i]), color="tab:red", lw=1.6, ls="--", label="plug-in log p(x|z = mu)")
+        ax.set_title(f"test image {i}", fontsize=9)
+        ax.set_xlabel("nats")
+    axes[0, 0].set_ylabel("draws")
+    axes[0, 0].legend(fontsize=6, loc="upper left")
+    fig.suptitle("Why sample: the ELBO needs the average of log p(x|z) under q, not its value at the mean", fontsize=9)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -84,9 +107,11 @@ def gap_distributions(path: Path, gaps: dict[str, dict[str, np.ndarray]]) -> Non
 
 
 def prior_samples(path: Path, samples: dict[str, np.ndarray], columns: int = 8) -> None:
-    """A grid of decoded z ~ N(0, I) per model, side by side: what each model generates."""
-    fig, axes = plt.subplots(1, len(samples), figsize=(4.2 * len(samples), 4.4), squeeze=False)
-    for ax, (name, images) in zip(axes[0], samples.items()):
+    """A grid of decoded z ~ N(0, I) per model, one model per row, large enough to see each digit."""
+    rows_per_model = int(np.ceil(max(len(images) for images in samples.values()) / columns))
+    fig, axes = plt.subplots(len(samples), 1, figsize=(6, len(samples) * (6 * rows_per_model / columns + 0.5)),
+                             squeeze=False)
+    for ax, (name, images) in zip(axes[:, 0], samples.items()):
         rows = int(np.ceil(len(images) / columns))
         h, w = images.shape[1:]
         grid = np.ones((rows * (h + 1), columns * (w + 1)))
@@ -94,7 +119,8 @@ def prior_samples(path: Path, samples: dict[str, np.ndarray], columns: int = 8) 
             r, c = divmod(i, columns)
             grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = image
         _show(ax, grid)
-        ax.set_title(f"{name}: decoded z ~ N(0, I)", fontsize=9)
+        ax.set_title(f"{name}: decoded z ~ N(0, I) (the same z for every model)", fontsize=9)
+    fig.tight_layout()
     _save(fig, path)
 
 

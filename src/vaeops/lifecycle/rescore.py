@@ -16,18 +16,15 @@ import numpy as np
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import sha256_bytes, write_bytes_atomic
 from vaeops.core.params import Params
+from vaeops.core.progress import Progress
+from vaeops.serving.reload import CONTRACT
 
 CHECKPOINT = "checkpoint.pt"  # the champion's own checkpoint, so it can be re-scored on tomorrow's data
 
 
 def contract(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What clients send to a model: image shape and likelihood (the pixel count follows from the shape)."""
-    return {"image_shape": manifest.get("image_shape"), "likelihood": manifest.get("likelihood")}
-
-
-def contract_change(champion: dict[str, Any], challenger: dict[str, Any]) -> str:
-    """'' when the contracts agree, else which parts change and from what to what."""
-    return ", ".join(f"{key} {champion[key]} -> {challenger[key]}" for key in champion if champion[key] != challenger[key])
+    """What clients send to a model: image shape, pixel count and likelihood (the keys `vaeops serve` checks too)."""
+    return {key: manifest.get(key) for key in CONTRACT}
 
 
 def keep_checkpoint(manifest: dict[str, Any], staging: Path) -> None:
@@ -53,8 +50,9 @@ def paired_nll(champion_checkpoint: Path, challenger_checkpoint: Path, params: P
     champion, _ = load_model(champion_checkpoint)  # trained on other data, maybe: scored on today's on purpose
     challenger, _ = load_model(challenger_checkpoint, expected_data_sha256=manifest_sha256(params.data.out_dir))
     cfg, k = params.evaluate, params.promote.nll_k
-    with intra_op_threads(1):
-        nll = {name: nll_estimate(model, x, k, cfg.seed, cfg.chunk_images, cfg.chunk_samples)["per_image"]
+    with intra_op_threads(1), Progress(2 * len(x) * k, "promote: champion and challenger on the same images",
+                                       unit="draw") as progress:
+        nll = {name: nll_estimate(model, x, k, cfg.seed, cfg.chunk_images, cfg.chunk_samples, progress=progress)["per_image"]
                for name, model in (("champion", champion), ("challenger", challenger))}
     summary = paired_summary(nll["champion"], nll["challenger"])  # champion - challenger: > 0 when the challenger wins
     return {"images": int(len(x)), "split": cfg.split, "binarize": cfg.binarize, "k": k, "seed": cfg.seed,

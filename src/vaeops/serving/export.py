@@ -18,9 +18,11 @@ from vaeops.core import __version__
 from vaeops.core.errors import ExportError
 from vaeops.core.fileio import atomic_directory, read_json_object, sha256_bytes, sha256_file
 from vaeops.core.params import Params, load_params
+from vaeops.core.progress import Progress
 from vaeops.data import splits
 from vaeops.serving import gallery
 from vaeops.serving.inference import MANIFEST, MANIFEST_FORMAT, METADATA_PREFIX
+from vaeops.serving.torchlib_cache import reuse_torchlib_registry
 from vaeops.training.checkpoint import load_model
 from vaeops.training.model import VAE
 
@@ -86,6 +88,7 @@ def example_inputs(input_names: list[str], input_dim: int, latent_dim: int) -> d
 
 def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], opset: int) -> onnx.ModelProto:
     """Export one module with the dynamo exporter and a symbolic batch dimension shared by every input."""
+    reuse_torchlib_registry()
     batch = torch.export.Dim("batch", min=1)
     logger = logging.getLogger(NOISY_LOGGER)
     level = logger.level
@@ -245,7 +248,9 @@ def export(params: Params) -> dict[str, Any]:
 
     graphs: dict[str, bytes] = {}
     entries: dict[str, Any] = {}
-    for name, (module, input_names, output_names) in graph_specs(model).items():
+    specs = graph_specs(model)
+    progress = Progress(len(specs), "export: graphs exported and checked", unit="graph")
+    for name, (module, input_names, output_names) in specs.items():
         proto = export_graph(module, example_inputs(input_names, model.config.input_dim, model.config.latent_dim), output_names, cfg.opset)
         set_metadata(proto, metadata_props(info, name))
         check_graph(name, proto)
@@ -263,6 +268,8 @@ def export(params: Params) -> dict[str, Any]:
             "outputs": output_names,
             "max_abs_error": errors,
         }
+        progress.update()
+    progress.close()
 
     manifest = {
         "format": MANIFEST_FORMAT,

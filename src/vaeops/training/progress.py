@@ -65,8 +65,9 @@ class BackgroundLive:
         return self._future.result()
 
 
-def log_epoch(live, record: dict[str, float], epochs: int, images_per_second: float) -> None:
-    """Log one epoch to dvclive (step = epoch - 1) and print a one-line summary, with throughput, to stderr."""
+def log_epoch(live, record: dict[str, float], epochs: int, images_per_second: float, eta_seconds: float = 0.0,
+              label: str = "") -> None:
+    """Log one epoch to dvclive (step = epoch - 1) and print a one-line summary, with throughput and ETA, to stderr."""
     if live is not None:
         live.step = int(record["epoch"]) - 1
         for name, value in record.items():
@@ -75,8 +76,9 @@ def log_epoch(live, record: dict[str, float], epochs: int, images_per_second: fl
         live.next_step()
     mc = f", mc_std {record['val/mc_std']:.3f}" if "val/mc_std" in record else ""
     print(
-        f"epoch {int(record['epoch'])}/{epochs}: loss {record['train/loss']:.3f} (E log p(x|z) {record['train/recon']:.3f}, "
-        f"kl {record['train/kl']:.3f}), val {record['val/loss']:.3f}{mc}, {images_per_second:.0f} img/s",
+        f"{label}epoch {int(record['epoch'])}/{epochs}: loss {record['train/loss']:.3f} (E log p(x|z) {record['train/recon']:.3f}, "
+        f"kl {record['train/kl']:.3f}), val {record['val/loss']:.3f}{mc}, {images_per_second:.0f} img/s"
+        + (f", ETA {eta_seconds:.0f} s" if int(record["epoch"]) < epochs else ""),
         file=sys.stderr,
         flush=True,
     )

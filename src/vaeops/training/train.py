@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from vaeops.core.errors import DataError, ParamsError, TrainingDiverged
-from vaeops.core.fileio import write_json_atomic
+from vaeops.core.fileio import write_bytes_atomic, write_json_atomic
 from vaeops.core.params import VARIANTS, Params, load_params
 from vaeops.data.splits import load_split, manifest_sha256
 from vaeops.training import ddp, devices
@@ -28,6 +29,8 @@ from vaeops.training.trainer import EpochData, Objective, is_finite, kl_beta, su
 
 # Streams of derived seeds (see devices.derive_seed): each use of randomness draws from its own stream.
 SHUFFLE, NOISE, VALIDATION, STATIC_TRAIN, STATIC_VAL = range(1, 6)
+
+REPLICATES = "replicates"  # <out_dir>/<variant>/replicates/seed-<seed>/: one folder per training seed
 
 # Summary keys that vary from run to run; returned to the caller but kept out of the DVC-tracked train.json.
 TIMINGS = ("train_seconds", "seconds")
@@ -65,25 +68,50 @@ def model_config(params: Params, input_dim: int) -> ModelConfig:
 
 def train(params: Params, variant: str | None = None, resume: bool = False) -> dict[str, Any]:
     """Stage function: train one model variant (train.variant, or `variant`), write <out_dir>/<variant>/{best,last}.pt
-    and train.json; with resume=True continue from last.pt. Returns the JSON-able summary."""
+    and train.json; with resume=True continue from last.pt. With train.replicates > 1 each seed trains into
+    <out_dir>/<variant>/replicates/seed-<seed>/ and the best on validation is copied up. Returns the summary."""
     variant = variant or params.train.variant
     if variant not in VARIANTS:
         raise ParamsError(f"variant: unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if VARIANTS[variant] == "mean" and params.train.objective == "iwae":
+    if VARIANTS[variant].latent == "mean" and params.train.objective == "iwae":
         raise ParamsError(f"train.objective iwae needs sampled latents; it cannot train the {variant!r} variant")
     ctx = ddp.from_env()
     cfg = params.train
     hardware = devices.configure(cfg.device, cfg.precision, cfg.data_on_device, ctx.local_rank)
     ddp.init(ctx, hardware.device)
+    out_dir, live_dir = Path(cfg.out_dir) / variant, Path(cfg.live_dir) / variant
     try:
         with devices.compute_settings(cfg.threads, cfg.matmul_precision, hardware.device), devices.flush_denormals():
-            return _fit(params, variant, resume, ctx, hardware)
+            if cfg.replicates == 1:
+                if ctx.is_main:
+                    shutil.rmtree(out_dir / REPLICATES, ignore_errors=True)  # left by an earlier run with replicates
+                return _fit(params, variant, resume, ctx, hardware, cfg.seed, out_dir, live_dir)
+            runs = [_fit(params, variant, resume, ctx, hardware, seed, out_dir / REPLICATES / f"seed-{seed}",
+                         live_dir if seed == cfg.seed else None)  # the curves in dvclive are those of train.seed
+                    for seed in range(cfg.seed, cfg.seed + cfg.replicates)]
+            return select_replicate(runs, out_dir) if ctx.is_main else runs[0]
     finally:
         ddp.shutdown(ctx)
 
 
-def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: devices.Hardware) -> dict[str, Any]:
-    """The epoch loop behind train(): validation, schedule, early stopping, checkpoints, metrics."""
+def select_replicate(runs: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+    """Copy the replicate with the lowest validation loss up to out_dir: the one model that is exported and gated.
+    Validation, not test: the test split stays untouched by every choice made in training."""
+    best = min(runs, key=lambda run: run["best_val_loss"])
+    for name in ("best.pt", "last.pt", "train.json"):
+        write_bytes_atomic(out_dir / name, (Path(best["best"]).parent / name).read_bytes())
+    choice = {"selected_seed": best["seed"], "rule": "lowest validation loss (train.json best_val_loss)",
+              "replicates": [{"seed": run["seed"], "best_val_loss": run["best_val_loss"], "best_epoch": run["best_epoch"],
+                              "folder": str(Path(run["best"]).parent)} for run in runs]}
+    write_json_atomic(out_dir / "replicates.json", choice)
+    return {**best, **choice, "best": str(out_dir / "best.pt"), "last": str(out_dir / "last.pt"),
+            "seconds": round(sum(run["seconds"] for run in runs), 3)}
+
+
+def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: devices.Hardware, seed: int,
+         out_dir: Path, live_dir: Path | None) -> dict[str, Any]:
+    """The epoch loop behind train() for one seed: validation, schedule, early stopping, checkpoints, metrics.
+    The data's binarization keeps train.seed, so every replicate is validated on the same images."""
     cfg = params.train
     started = time.perf_counter()
     prepared = Path(params.data.out_dir)
@@ -92,12 +120,12 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
     n_val = x_val.shape[0]
     config = model_config(params, x_train.shape[1])
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     vae = VAE(config).to(hardware.device)
-    objective = Objective(vae, cfg.objective, cfg.samples, VARIANTS[variant], cfg.kl)
+    kl_weight = 1.0 if VARIANTS[variant].kl else 0.0
+    objective = Objective(vae, cfg.objective, cfg.samples, VARIANTS[variant].latent, cfg.kl, kl_weight)
     optimizer = build_optimizer(vae.parameters(), cfg, hardware.device)
     scheduler = build_scheduler(optimizer, cfg)
-    out_dir = Path(cfg.out_dir) / variant
     run = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if resume and (out_dir / "last.pt").exists():
         run = restore_training(out_dir / "last.pt", vae, optimizer, scheduler, config, variant, data_sha256)
@@ -111,24 +139,25 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
     data = devices.place_data(x_train, hardware)
     val_rows = torch.arange(x_val.shape[0]).tensor_split(ctx.world_size)[ctx.rank]
     x_val = x_val[val_rows].to(hardware.device) if hardware.data_on_device else x_val[val_rows].pin_memory()
-    live = BackgroundLive(Path(cfg.live_dir) / variant, resume=resume and run["epoch"] > 0) if ctx.is_main else None
+    live = BackgroundLive(live_dir, resume=resume and run["epoch"] > 0) if ctx.is_main and live_dir is not None else None
     stopped_early = run["bad_epochs"] >= cfg.early_stopping_patience > 0
     train_seconds = 0.0
 
+    first_epoch, loop_start = run["epoch"], time.perf_counter()
     for epoch in range(run["epoch"], cfg.epochs if not stopped_early else run["epoch"]):
-        objective.beta = kl_beta(epoch, cfg.kl_warmup_epochs)
-        objective.generator = devices.generator(hardware.device, devices.derive_seed(cfg.seed, NOISE, ctx.rank, epoch))
-        shuffle = torch.Generator().manual_seed(devices.derive_seed(cfg.seed, SHUFFLE, epoch))
+        objective.beta = kl_beta(epoch, cfg.kl_warmup_epochs) * kl_weight
+        objective.generator = devices.generator(hardware.device, devices.derive_seed(seed, NOISE, ctx.rank, epoch))
+        shuffle = torch.Generator().manual_seed(devices.derive_seed(seed, SHUFFLE, epoch))
         order = ddp.shard(torch.randperm(x_train.shape[0], generator=shuffle), ctx)
         epoch_data = EpochData(data, order, hardware, dynamic_binarize=cfg.binarize == "dynamic")
         tick = time.perf_counter()
-        with EpochProgress(order.shape[0], f"{variant} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main) as progress:
+        with EpochProgress(order.shape[0], f"{variant} seed {seed} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main) as progress:
             totals = train_epoch(step_module, objective, optimizer, epoch_data, cfg.batch_size_at(epoch), cfg.grad_clip,
                                  progress.callback)
             train_metrics = summarize(ddp.all_reduce_sum(totals, ctx), order.shape[0] * ctx.world_size)
         seconds = time.perf_counter() - tick
         train_seconds += seconds
-        val_gen = devices.generator(hardware.device, devices.derive_seed(cfg.seed, VALIDATION, ctx.rank))
+        val_gen = devices.generator(hardware.device, devices.derive_seed(seed, VALIDATION, ctx.rank))
         val_totals = validation_sums(objective, x_val, cfg.val_batch_size, hardware, val_gen, cfg.spread_samples)
         val_metrics = summarize(ddp.all_reduce_sum(val_totals, ctx), n_val)
         if not (is_finite(train_metrics) and is_finite(val_metrics)):
@@ -149,7 +178,10 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
         if ctx.is_main:
             state = training_state(vae, optimizer, scheduler, config, params, variant, data_sha256, run)
             save_checkpoint([out_dir / "last.pt", *([out_dir / "best.pt"] if improved else [])], state)
-            log_epoch(live.get(), record, cfg.epochs, order.shape[0] * ctx.world_size / seconds)
+            done = epoch + 1 - first_epoch  # epochs run by this call (a resumed run starts later)
+            log_epoch(live.get() if live is not None else None, record, cfg.epochs,
+                      order.shape[0] * ctx.world_size / seconds, (time.perf_counter() - loop_start) / done * (cfg.epochs - epoch - 1),
+                      f"{variant} seed {seed}: " if cfg.replicates > 1 else "")
         ddp.barrier(ctx)
         if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
             stopped_early = True
@@ -160,7 +192,9 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
         raise TrainingDiverged(f"train ({variant}): the DistributedDataParallel replicas ended with different weights: {digests}")
     summary = {
         "variant": variant,
-        "latent": VARIANTS[variant],
+        "seed": seed,
+        "latent": VARIANTS[variant].latent,
+        "kl_term": VARIANTS[variant].kl,
         "objective": cfg.objective,
         "samples": cfg.samples,
         "epochs_run": run["epoch"],

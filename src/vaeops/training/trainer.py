@@ -26,10 +26,12 @@ STAT_NAMES = ("loss", "recon", "kl", "mc_std")
 class Objective(nn.Module):
     """The training objective as one module, so DistributedDataParallel and torch.compile see a single forward."""
 
-    def __init__(self, vae: VAE, objective: str = "elbo", samples: int = 1, latent: str = "sample", kl: str = "analytic"):
+    def __init__(self, vae: VAE, objective: str = "elbo", samples: int = 1, latent: str = "sample", kl: str = "analytic",
+                 kl_weight: float = 1.0):
         super().__init__()
         self.vae, self.objective, self.samples, self.latent, self.kl = vae, objective, samples, latent, kl
-        self.beta = 1.0
+        self.kl_weight = kl_weight  # 0 for the plain autoencoder: its loss has no KL term at all
+        self.beta = kl_weight  # the KL weight of the current epoch (a warm-up ramps it to kl_weight)
         self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +112,7 @@ def train_epoch(
 def validation_sums(
     objective: Objective, x: torch.Tensor, batch_size: int, hardware: Hardware, generator: torch.Generator, spread_samples: int
 ) -> torch.Tensor:
-    """Batch sums over `x` of the training objective at beta = 1 (what early stopping watches), its recon and KL
+    """Batch sums over `x` of the training objective at its full KL weight (what early stopping watches), its recon and KL
     terms, and the std of a single-draw ELBO estimate over `spread_samples` draws (0 when off or latent = mean)."""
     objective.eval()
     vae = objective.vae
@@ -122,7 +124,7 @@ def validation_sums(
             if objective.objective == "iwae":
                 terms = iwae_terms(vae, batch, objective.samples, generator)
             else:
-                terms = elbo_terms(vae, batch, objective.samples, objective.latent, objective.kl, 1.0, generator)
+                terms = elbo_terms(vae, batch, objective.samples, objective.latent, objective.kl, objective.kl_weight, generator)
             spread = terms.loss.new_zeros(())
             if spread_samples >= 2 and objective.latent == "sample":
                 draws = elbo_terms(vae, batch, spread_samples, "sample", objective.kl, 1.0, generator).per_sample_elbo

@@ -12,7 +12,7 @@ class EvaluateParams:
     """`evaluate` section: which models to compare on the test split, and how many Monte-Carlo samples each estimate uses."""
 
     seed: int = 0
-    models: list[str] = field(default_factory=lambda: ["vae", "plugin"])
+    models: list[str] = field(default_factory=lambda: ["vae", "plugin", "autoencoder"])
     checkpoint: str = "best.pt"
     split: str = "test"
     binarize: str = "none"
@@ -20,7 +20,8 @@ class EvaluateParams:
     recon_samples: int = 16
     elbo_ks: list[int] = field(default_factory=lambda: [1, 10, 100])
     elbo_repeats: int = 10
-    study_images: int | None = None
+    study_images: int | None = 500
+    nll_images: int | None = 1000
     nll_k: int = 1000
     chunk_images: int = 16
     chunk_samples: int = 64
@@ -51,7 +52,8 @@ class EvaluateParams:
                 raise ParamsError(f"evaluate.{name} must be >= 1 (a K or sample count of zero estimates nothing), got {value}")
         if self.elbo_repeats < 2:
             raise ParamsError(f"evaluate.elbo_repeats must be >= 2 to measure the spread of an estimator, got {self.elbo_repeats}")
-        if self.study_images is not None and self.study_images < 1:
-            raise ParamsError(f"evaluate.study_images must be >= 1 or null (all images), got {self.study_images}")
+        for name in ("study_images", "nll_images"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ParamsError(f"evaluate.{name} must be >= 1 or null (all images), got {getattr(self, name)}")
         if self.active_threshold <= 0 or self.collapse_kl <= 0:
             raise ParamsError("evaluate.active_threshold and evaluate.collapse_kl must be > 0")

@@ -7,11 +7,21 @@ from dataclasses import dataclass, field
 from vaeops.core.errors import ParamsError
 from vaeops.core.params.checks import check_choice, is_cuda_index
 
-# The trained model variants and the latent each decodes while training. `vae` is the standard VAE: its
-# reconstruction term is E_q[log p(x|z)], estimated with z ~ q(z|x). `plugin` keeps the same encoder, decoder and
-# KL term but replaces that expectation by its plug-in value log p(x|z = mu), the "why not decode the mean?" model.
+
+@dataclass(frozen=True)
+class Variant:
+    """How one model variant is trained: the latent its reconstruction term decodes, and whether the loss has a KL term."""
+
+    latent: str  # sample: z ~ q(z|x), reparameterized | mean: the plug-in z = mu
+    kl: bool  # the loss includes KL(q(z|x) || p(z)) (weighted by the warm-up beta)
+
+
+# The trained model variants. `vae` is the standard VAE: its reconstruction term is E_q[log p(x|z)], estimated with
+# z ~ q(z|x). `plugin` keeps the same encoder, decoder and KL term but replaces that expectation by its plug-in value
+# log p(x|z = mu), the "why not decode the mean?" model. `autoencoder` also drops the KL term: a plain autoencoder
+# with the same architecture and likelihood, the "why not a deterministic reconstruction loss?" model.
 # Decode modes at evaluation time ("mean", "sample") are a different thing and keep those names.
-VARIANTS = {"vae": "sample", "plugin": "mean"}
+VARIANTS = {"vae": Variant("sample", kl=True), "plugin": Variant("mean", kl=True), "autoencoder": Variant("mean", kl=False)}
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,7 @@ class TrainParams:
     early_stopping_patience: int = 10
     binarize: str = "none"
     seed: int = 0
+    replicates: int = 1
     device: str = "auto"
     threads: int = 0
     precision: str = "auto"
@@ -58,9 +69,9 @@ class TrainParams:
         check_choice("train.matmul_precision", self.matmul_precision, ("auto", "highest", "high", "medium"))
         if not (self.device in ("auto", "cpu", "cuda", "mps") or is_cuda_index(self.device)):
             raise ParamsError(f"train.device: unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")
-        if self.objective == "iwae" and VARIANTS[self.variant] == "mean":
+        if self.objective == "iwae" and VARIANTS[self.variant].latent == "mean":
             raise ParamsError(f"train.objective: iwae needs sampled latents; it cannot train the {self.variant!r} variant")
-        for name in ("samples", "epochs", "batch_size", "val_batch_size", "lr_step_epochs"):
+        for name in ("samples", "epochs", "batch_size", "val_batch_size", "lr_step_epochs", "replicates"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("kl_warmup_epochs", "lr_patience", "early_stopping_patience", "threads"):
