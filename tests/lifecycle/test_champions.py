@@ -112,6 +112,7 @@ def test_the_install_record_says_how_the_champion_came_and_which_contract_change
     promote(load_params())
     first = json.loads((project / "champion" / "install.json").read_text())
     assert first["installed_by"] == "promotion" and first["previous_version"] is None and not first["contract_change_accepted"]
+    assert "at" not in first  # champion/ is a DVC output: the same promotion writes the same bytes
     write_candidate(project, "vae@v2", nll=90.0)
     with_contract(project, 28)
     assert not promote(load_params())["promoted"]  # another contract: never by the NLL rule

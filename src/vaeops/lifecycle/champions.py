@@ -55,8 +55,8 @@ def install_record(how: str, new: dict[str, Any], previous: dict[str, Any] | Non
     """How a folder became the champion: by which command, replacing which version, and whether a change of the input
     contract was a deliberate decision (`vaeops serve` switches to another contract only on such a record)."""
     change = contract_change(previous, new) if previous is not None else ""
+    # No timestamp: champion/ is a DVC output, and the same promotion must give the same bytes (history.json has the time).
     return {"installed_by": how, "model_version": new["model_version"],
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "previous_version": previous["model_version"] if previous is not None else None,
             "contract_change": change, "contract_change_accepted": bool(change) and accepted}
 
