@@ -33,28 +33,26 @@ def work(images: int, nll_images: int, study_images: int, cfg: EvaluateParams) -
     return images * (cfg.recon_samples + 1) + nll_images * cfg.nll_k + study_images * cfg.elbo_repeats * sum(cfg.elbo_ks)
 
 
-def measure(model: VAE, x: torch.Tensor, nll_rows: np.ndarray, study_rows: np.ndarray, cfg: EvaluateParams,
-            progress: Progress | None = None) -> dict[str, Any]:
-    """Every estimate for one model: per-image reconstruction errors, the NLL bound, the K study, latents."""
+def replicate(model: VAE, x: torch.Tensor, nll_rows: np.ndarray, cfg: EvaluateParams,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """The headline quantities of one training seed: the reconstructions and the NLL bound, on the same images and
+    draws as every other seed and model."""
     recon = reconstruction_errors(model, x, cfg.recon_samples, cfg.seed, chunk_images=cfg.chunk_images, progress=progress)
     bound = sample_stats(model, x[nll_rows], cfg.nll_k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples,
                          precision=cfg.precision, progress=progress)
+    return {"recon": recon, "nll": (-bound.iwae).double().cpu().numpy(), "elbo": bound.elbo.double().cpu().numpy(),
+            "recon_term": bound.mean_log_likelihood.double().cpu().numpy(), "kl": bound.kl.double().cpu().numpy()}
+
+
+def measure(model: VAE, x: torch.Tensor, nll_rows: np.ndarray, study_rows: np.ndarray, cfg: EvaluateParams,
+            progress: Progress | None = None) -> dict[str, Any]:
+    """Every estimate for one model: a seed's headline quantities, plus the K study and the latents."""
+    headline_numbers = replicate(model, x, nll_rows, cfg, progress)
     study = k_study(model, x[study_rows], cfg.elbo_ks, cfg.elbo_repeats, cfg.seed, cfg.chunk_images,
                     cfg.chunk_samples, cfg.precision, progress)
     mu, logvar = encode_all(model, x, cfg.chunk_images)
-    return {"recon": recon, "nll": (-bound.iwae).double().cpu().numpy(), "elbo": bound.elbo.double().cpu().numpy(),
-            "recon_term": bound.mean_log_likelihood.double().cpu().numpy(), "kl": bound.kl.double().cpu().numpy(),
-            "study": study, "health": latent_health(mu, logvar, cfg.active_threshold, cfg.collapse_kl),
+    return {**headline_numbers, "study": study, "health": latent_health(mu, logvar, cfg.active_threshold, cfg.collapse_kl),
             "mu": mu.double().cpu().numpy(), "code_norm": float(mu.norm(dim=1).mean())}
-
-
-def replicate(model: VAE, x: torch.Tensor, nll_rows: np.ndarray, cfg: EvaluateParams,
-              progress: Progress | None = None) -> dict[str, Any]:
-    """The headline quantities of one training seed: the reconstructions and the NLL, on the same images and draws."""
-    recon = reconstruction_errors(model, x, cfg.recon_samples, cfg.seed, chunk_images=cfg.chunk_images, progress=progress)
-    bound = sample_stats(model, x[nll_rows], cfg.nll_k, cfg.seed, 0, cfg.chunk_images, cfg.chunk_samples,
-                         precision=cfg.precision, progress=progress)
-    return {"recon": recon, "nll": (-bound.iwae).double().cpu().numpy()}
 
 
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
