@@ -18,8 +18,9 @@ from typing import Any
 from vaeops.core.errors import DataError, ParamsError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
+from vaeops.lifecycle import rescore
 from vaeops.serving.inference import read_manifest, read_verified
-from vaeops.serving.reload import CONTRACT, INSTALL_RECORD, contract_change
+from vaeops.serving.reload import INSTALL_RECORD, contract_change
 
 HISTORY = "history.json"
 PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
@@ -48,7 +49,7 @@ def event(kind: str, manifest: dict[str, Any], **details: Any) -> dict[str, Any]
     return {"event": kind, "model_version": manifest["model_version"],
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data_sha256": manifest.get("data_sha256"),
             "nll": metrics.get("nll"), "dataset": metrics.get("dataset"),
-            "contract": {key: manifest.get(key) for key in CONTRACT}, **details}
+            "contract": rescore.contract(manifest), **details}
 
 
 def install_record(how: str, new: dict[str, Any], previous: dict[str, Any] | None, accepted: bool) -> dict[str, Any]:
@@ -96,15 +97,22 @@ def verified(folder: Path) -> dict[str, Any]:
 
 def current_version(champion_dir: Path) -> str | None:
     """The version in the champion folder, or None when there is no champion."""
+    manifest = current_manifest(champion_dir)
+    return manifest["model_version"] if manifest is not None else None
+
+
+def current_manifest(champion_dir: Path) -> dict[str, Any] | None:
+    """The champion folder's manifest, or None when there is no champion."""
     if not (champion_dir / "manifest.json").is_file():
         return None
-    return read_manifest(champion_dir, {"model_version": str})["model_version"]
+    return read_manifest(champion_dir, {"model_version": str})
 
 
 def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     """Install a kept champion (default: the one promoted before the current one) as the champion."""
     champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
-    current, versions = current_version(champion_dir), kept(history_dir)
+    served, versions = current_manifest(champion_dir), kept(history_dir)
+    current = served["model_version"] if served is not None else None
     if version is None:
         earlier = versions[: versions.index(current)] if current in versions else versions
         if not earlier:
@@ -116,7 +124,6 @@ def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     if pin_version not in (None, version):
         raise ParamsError(f"champion {pin_version} is pinned: `vaeops champion unpin` before rolling back")
     target = verified(history_dir / version)  # a kept copy that no longer matches its manifest is refused
-    served = read_manifest(champion_dir, {"model_version": str}) if current is not None else None
     # A rollback is the operator's explicit decision, so a change of input contract it makes is accepted and recorded.
     record = install_record("rollback", target, served, accepted=True)
     with atomic_directory(champion_dir) as staging:
