@@ -112,7 +112,7 @@ def ddp_row(workdir: Path, sizes: dict) -> dict:
 
 def onnx_row(params, model, x: torch.Tensor, providers: list[str]) -> dict:
     """Export the graphs, run reconstruct_mean on the chosen provider: max |onnx - torch| and images/s."""
-    from vaeops.serving.export import export
+    from vaeops.export.export import export
     from vaeops.serving.inference import OnnxVAE
 
     export(params)
@@ -131,9 +131,9 @@ def onnx_row(params, model, x: torch.Tensor, providers: list[str]) -> dict:
 
 def run(mnist: Path | None, tiny: bool) -> list[dict]:
     """Every check, in order; each row says what ran and what it gave."""
-    from vaeops.data.splits import load_split, write_prepared
-    from vaeops.evaluation.estimators import nll_estimate
-    from vaeops.training.checkpoint import load_model
+    from vaeops.dataset.splits import load_split, write_prepared
+    from vaeops.model.checkpoint import load_model
+    from vaeops.model.estimators import nll_estimate
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"

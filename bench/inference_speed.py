@@ -27,9 +27,9 @@ from helpers import complete_params  # noqa: E402
 from onnx_helpers import make_checkpoint, make_prepared  # noqa: E402
 
 from vaeops.core.params import load_params  # noqa: E402
-from vaeops.serving.export import export  # noqa: E402
+from vaeops.export.export import export  # noqa: E402
+from vaeops.model.checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
 from vaeops.serving.inference import OnnxVAE, session_options  # noqa: E402
-from vaeops.training.checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
 
 TARGET_P50_US = 25.0
 TARGET_IMAGES_PER_S = 250_000

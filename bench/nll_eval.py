@@ -2,7 +2,7 @@
 
 Without --checkpoint it prepares MNIST and trains the model with the project's own stage functions (`prepare`,
 `train`: dynamic binarization, --epochs epochs), then binarizes the test set once (fixed, recorded seed, as in the
-IWAE paper). It times `vaeops.evaluation.estimators.nll_estimate` on all test images, and a straightforward eager loop (per
+IWAE paper). It times `vaeops.model.estimators.nll_estimate` on all test images, and a straightforward eager loop (per
 image, per chunk of samples, objective.log_importance_weights + iwae_bound) on a subset, extrapolated, for the ratio.
 
     python bench/nll_eval.py --mnist ../shared/data/mnist --epochs 10
@@ -22,17 +22,17 @@ import torch
 
 from vaeops.core.params import load_params
 from vaeops.data.prepare import prepare
-from vaeops.data.splits import load_split, manifest_sha256
-from vaeops.evaluation.estimators import (
+from vaeops.dataset.splits import load_split, manifest_sha256
+from vaeops.model.binarize import binarize_static
+from vaeops.model.checkpoint import load_model
+from vaeops.model.estimators import (
     available_cores,
     bf16_matmul_supported,
     nll_estimate,
     paired_summary,
     reconstruction_errors,
 )
-from vaeops.training.binarize import binarize_static
-from vaeops.training.checkpoint import load_model
-from vaeops.training.objective import iwae_bound, log_importance_weights
+from vaeops.model.objectives import iwae_bound, log_importance_weights
 from vaeops.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ epochs. Both models here are trained by the project's own `prepare` and `train` 
 --batch-size, a 10% validation split carved out of the 60,000 training images) for --epochs epochs, or for as many
 whole epochs as fit in a wall-time budget of --minutes (rounds of epochs, each continued from the last with the train
 stage's own resume, which ends bitwise where one uninterrupted run of that many epochs would), then scored from the
-best validation checkpoint with `vaeops.evaluation.estimators.nll_estimate` on the test set binarized once with a fixed seed.
+best validation checkpoint with `vaeops.model.estimators.nll_estimate` on the test set binarized once with a fixed seed.
 
     python bench/nll_mnist.py --mnist ../shared/data/mnist --epochs 5
     python bench/nll_mnist.py --objectives iwae --minutes 60 --threads 1   # one objective per core, side by side
@@ -24,10 +24,10 @@ import torch
 
 from vaeops.core.params import load_params
 from vaeops.data.prepare import prepare
-from vaeops.data.splits import load_split, manifest_sha256
-from vaeops.evaluation.estimators import nll_estimate
-from vaeops.training.binarize import binarize_static
-from vaeops.training.checkpoint import load_model
+from vaeops.dataset.splits import load_split, manifest_sha256
+from vaeops.model.binarize import binarize_static
+from vaeops.model.checkpoint import load_model
+from vaeops.model.estimators import nll_estimate
 from vaeops.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -53,7 +53,7 @@ def load_mnist(folder: Path) -> dict[str, np.ndarray]:
 @torch.no_grad()
 def test_nelbo(vae, x_test: torch.Tensor, seed: int = 0) -> float:
     """Negative ELBO per test image, one sample per image (the number the PyTorch example prints), in fp32."""
-    from vaeops.training.objective import elbo_terms
+    from vaeops.model.objectives import elbo_terms
 
     torch.set_float32_matmul_precision("highest")
     gen = torch.Generator().manual_seed(seed)
@@ -75,8 +75,8 @@ def run_baseline(spec: dict) -> dict[str, float]:
     epoch; it keeps its last model, as the example does."""
     from torch.utils.data import DataLoader, Dataset
 
-    from vaeops.training.model import VAE, ModelConfig
-    from vaeops.training.objective import elbo_terms
+    from vaeops.model.objectives import elbo_terms
+    from vaeops.model.vae import VAE, ModelConfig
 
     class GreyImages(Dataset):
         """One image per item, converted to a float tensor on access, like torchvision's MNIST with ToTensor()."""
@@ -121,8 +121,8 @@ def run_baseline(spec: dict) -> dict[str, float]:
 def run_project(spec: dict) -> dict[str, float]:
     """The train stage as `vaeops train` runs it with the spec's settings; its checkpoint is the best on validation."""
     from vaeops.core.params import load_params
-    from vaeops.data.splits import load_split
-    from vaeops.training.checkpoint import load_model
+    from vaeops.dataset.splits import load_split
+    from vaeops.model.checkpoint import load_model
     from vaeops.training.train import train
 
     workdir = Path(spec["workdir"])
@@ -159,7 +159,7 @@ def timed(spec: dict) -> dict[str, float]:
 def prepare_mnist(mnist: dict[str, np.ndarray], prepared: Path) -> None:
     """Write MNIST in the prepare stage's format (grey levels in [0, 1]; validation carved from the training images):
     the prepare stage's job, done once and not timed."""
-    from vaeops.data.splits import write_prepared
+    from vaeops.dataset.splits import write_prepared
 
     mnist = carve(mnist)
     splits = {split: ((mnist[f"{split}_images"] / np.float32(255)).reshape(-1, 28, 28).astype(np.float32),
@@ -172,7 +172,7 @@ def fastest_precision() -> tuple[str, str]:
     kind of CPU: with AMX, fp32 tensors and oneDNN's bf16 matmuls ("medium"; one thread, 2.8 ms against 3.2 ms with
     autocast); with AVX512-BF16 but no AMX (AMD Zen 4), bf16 autocast (two threads, 3.2 ms against 4.3 ms in fp32;
     "medium" gained only 4-8% there); elsewhere fp32."""
-    from vaeops.evaluation.estimators import bf16_matmul_supported
+    from vaeops.model.estimators import bf16_matmul_supported
 
     if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
         return "fp32", "medium"

@@ -35,7 +35,12 @@ from vaeops.core.errors import (
 )
 from vaeops.core.params import Params, load_params
 from vaeops.lifecycle import record as dvc_record
-from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest, stage_specs
+from vaeops.lifecycle.fingerprint import (
+    StageSpec,
+    fingerprint,
+    outputs_digest,
+    stage_specs,
+)
 
 # dvc.yaml stage -> (module, stage function, keyword arguments): the one implementation of each stage.
 STAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -46,7 +51,7 @@ STAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "train@plugin": ("vaeops.training.train", "train", {"variant": "plugin"}),
     "train@autoencoder": ("vaeops.training.train", "train", {"variant": "autoencoder"}),
     "evaluate": ("vaeops.evaluation.evaluate", "evaluate", {}),
-    "export": ("vaeops.serving.export", "export", {}),
+    "export": ("vaeops.export.export", "export", {}),
     "promote": ("vaeops.lifecycle.promote", "promote", {}),
 }
 # Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks. A download
@@ -63,7 +68,8 @@ def run_stage(stage: str, params_file: str, outs: tuple[str, ...], overrides: di
     """Call the stage function (looked up at call time) and return its small summary and a digest of what it wrote."""
     module, function, kwargs = STAGES[stage]
     summary = getattr(importlib.import_module(module), function)(load_params(params_file, overrides), **kwargs)
-    scalars = {k: v for k, v in (summary or {}).items() if v is None or isinstance(v, (str, int, float, bool))}
+    summary = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else summary or {}
+    scalars = {k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))}
     return {"summary": scalars, "outs": outputs_digest(outs)}
 
 

@@ -9,6 +9,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 import pytest
+
 from helpers import REPO
 
 ARTIFACTS = REPO / "test-artifacts"  # screenshots the browser tests leave (git-ignored)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+
 from helpers import MNIST_DIR, REPO, edit_params
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from vaeops.bundle.manifest import GRAPHS, MANIFEST, Manifest, file_entry
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = (REPO / ".." / "shared" / "data" / "mnist").resolve()
 
@@ -45,3 +47,21 @@ def complete_params(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
     return raw
+
+
+def write_stand_in_export(export_dir: Path, version: str, checkpoint: str, data_sha: str, checkpoint_sha: str = "c" * 64,
+                          likelihood: str = "bernoulli", tag: str | None = None) -> Manifest:
+    """An export folder whose graph files are stand-in bytes (the gate checks their sha256, not their contents) and
+    whose manifest is a valid one, written through the bundle schema."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    graphs = {}
+    for name in GRAPHS:
+        data = f"{tag or version}:{name}".encode()
+        (export_dir / f"{name}.onnx").write_bytes(data)
+        graphs[name] = file_entry(f"{name}.onnx", data, inputs=["x"], outputs=["x_hat"], max_abs_error={"x_hat": 0.0})
+    manifest = Manifest(model_version=version, checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha, epoch=1,
+                        params_sha256="p" * 64, data_sha256=data_sha, input_dim=64, latent_dim=3, image_shape=[8, 8],
+                        likelihood=likelihood, metrics={}, vaeops_version="test", opset=20,
+                        parity={"images": 8, "atol": 1e-5, "rtol": 1e-4}, versions={}, graphs=graphs)
+    (export_dir / MANIFEST).write_text(manifest.to_json())
+    return manifest

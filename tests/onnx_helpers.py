@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from helpers import complete_params
 
+from helpers import complete_params
 from vaeops.core.params import Params, load_params
-from vaeops.data import splits
-from vaeops.training.checkpoint import save_checkpoint
-from vaeops.training.model import VAE, ModelConfig
+from vaeops.dataset import splits
+from vaeops.model.checkpoint import save_checkpoint
+from vaeops.model.vae import VAE, ModelConfig
 
 IMAGE_SHAPE = (8, 8)
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import REPO, complete_params
 
+from helpers import REPO, complete_params
 from vaeops.core.errors import DataError, ModelFileError, ParamsError
 from vaeops.core.params import load_params
-from vaeops.data.splits import load_manifest, load_split, write_prepared
+from vaeops.dataset.splits import load_manifest, load_split, write_prepared
 from vaeops.serving.inference import load
 
 SHAPE = (8, 8)
@@ -69,17 +69,20 @@ def test_a_checkpoint_that_is_not_a_checkpoint_dict_is_refused_by_export(prepare
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m: m.pop("latent_dim"), "key 'latent_dim' must be a int, it is missing"),
-    (lambda m: m.update(image_shape="8x8"), "key 'image_shape' must be a list, it is a str"),
+    (lambda m: m.pop("latent_dim"), "key 'latent_dim': Field required"),
+    (lambda m: m.update(image_shape="8x8"), "key 'image_shape': Input should be a valid list, got '8x8'"),
     (lambda m: m.update(image_shape=[8, 9]), r"image_shape \[8, 9\] does not match input_dim 64"),
-    (lambda m: m["graphs"]["decoder"].pop("sha256"), "graph 'decoder' needs a 'file' and a 'sha256' string"),
-    (lambda m: m.update(graphs=[]), "key 'graphs' must be a dict, it is a list"),
+    (lambda m: m["graphs"]["decoder"].pop("sha256"), "key 'graphs.decoder.sha256': Field required"),
+    (lambda m: m["graphs"]["decoder"].update(file="../decoder.onnx"), "not a file inside the bundle"),
+    (lambda m: m.update(graphs=[]), "key 'graphs': Input should be a valid dictionary"),
 ])
 def test_a_broken_export_manifest_is_named_by_the_library_the_service_and_the_gate(tmp_path, change, message):
     manifest = {"format": "vaeops-onnx/1", "model_version": "vae@x", "checkpoint": "models/vae/best.pt",
-                "data_sha256": "d" * 64, "image_shape": [8, 8], "input_dim": 64, "latent_dim": 3,
-                "likelihood": "bernoulli", "graphs": {g: {"file": f"{g}.onnx", "sha256": "0" * 64}
-                                                      for g in ("encoder", "decoder", "reconstruct", "reconstruct_mean")}}
+                "checkpoint_sha256": "c" * 64, "epoch": 1, "params_sha256": "p" * 64, "data_sha256": "d" * 64,
+                "image_shape": [8, 8], "input_dim": 64, "latent_dim": 3, "likelihood": "bernoulli", "metrics": {},
+                "vaeops_version": "0", "opset": 20, "parity": {"images": 1, "atol": 0, "rtol": 0}, "versions": {},
+                "graphs": {g: {"file": f"{g}.onnx", "sha256": "0" * 64, "bytes": 1, "inputs": [], "outputs": [],
+                               "max_abs_error": {}} for g in ("encoder", "decoder", "reconstruct", "reconstruct_mean")}}
     change(manifest)
     model_dir = tmp_path / "champion"
     model_dir.mkdir()

@@ -1,15 +1,21 @@
-"""The tree is the pipeline: a package per stage with a docstring, small modules, folder deps, tests that mirror it."""
+"""The tree is the pipeline: stage packages on libraries (import-linter's contracts), small documented modules,
+dvc.yaml deps that name a stage's package and its libraries, tests that mirror the packages."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers import REPO
 
 PACKAGE = REPO / "src" / "vaeops"
-STAGE_PACKAGES = ("core", "data", "training", "evaluation", "serving", "lifecycle")
+STAGE_PACKAGES = ("data", "training", "evaluation", "export", "serving", "lifecycle")
+LIBRARIES = ("core", "model", "bundle", "dataset")
 MAX_MODULE_LINES = 300
 
 
@@ -19,10 +25,10 @@ def python_modules() -> list:
 
 def test_one_package_per_stage_each_saying_what_it_reads_and_writes():
     packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
-    assert packages == sorted(STAGE_PACKAGES)
+    assert packages == sorted(STAGE_PACKAGES + LIBRARIES)
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert loose == ["__init__.py", "cli.py"], "stage code belongs in a stage package"
-    for name in STAGE_PACKAGES:
+    for name in STAGE_PACKAGES + LIBRARIES:
         docstring = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text()))
         assert docstring and len(docstring) > 80, f"vaeops.{name} needs a docstring saying what it reads and writes"
 
@@ -48,6 +54,60 @@ def test_dvc_stages_depend_on_package_folders_not_single_source_files():
             assert (REPO / dep).is_dir() and (REPO / dep / "__init__.py").is_file(), f"stage {name}: {dep} is not a package"
 
 
+# The package each dvc.yaml stage runs.
+STAGE_PACKAGE = {"prepare": "data", "validate": "data", "drift": "data", "train": "training",
+                 "evaluate": "evaluation", "export": "export", "promote": "lifecycle"}
+
+
+def vaeops_packages_used(package: str) -> set[str]:
+    """The vaeops packages `package` stands on: itself, and every package its modules import, transitively."""
+    import grimp
+
+    graph = grimp.build_graph("vaeops")
+    top = lambda module: module.split(".")[1] if module.count(".") else None  # noqa: E731
+    used, todo = set(), [package]
+    while todo:
+        name = todo.pop()
+        if name in used:
+            continue
+        used.add(name)
+        for module in graph.find_descendants(f"vaeops.{name}") | {f"vaeops.{name}"}:
+            todo += [top(m) for m in graph.find_modules_directly_imported_by(module) if top(m)]
+    return used
+
+
+def test_dvc_code_deps_are_the_stage_package_and_exactly_the_libraries_it_imports():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        deps = (stage.get("do") or stage)["deps"]
+        code = {dep.removeprefix("src/vaeops/") for dep in deps if dep.startswith("src/")}
+        assert code == vaeops_packages_used(STAGE_PACKAGE[name]), f"dvc.yaml stage {name}: code deps {sorted(code)}"
+
+
 def test_the_test_tree_mirrors_the_package_tree():
-    for name in STAGE_PACKAGES:
+    for name in STAGE_PACKAGES + LIBRARIES:
         assert list((REPO / "tests" / name).glob("test_*.py")), f"tests/{name}/ has no tests for vaeops.{name}"
+
+
+def test_import_linter_contracts_hold():
+    """No stage package imports another; stages stand on the libraries; serving and the bundle stay torch-free."""
+    result = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "0 broken" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch" or name.startswith(("vaeops.export", "vaeops.model")):
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+import vaeops.serving.serve, vaeops.serving.triton, vaeops.bundle.gallery, vaeops.bundle.install
+print("imported without torch")
+"""
+
+
+def test_serving_imports_with_torch_blocked():
+    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and "imported without torch" in result.stdout, result.stderr[-2000:]

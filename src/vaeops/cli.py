@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vaeops.training.train", "train one model variant (vae: sampled z, plugin: z = mu) on the prepared data"),
     "evaluate": ("vaeops.evaluation.evaluate", "compare sampled and mean reconstructions, estimate the NLL, write the report"),
     "plots": ("vaeops.evaluation.dvc_plots", "write `dvc plots show` as an HTML page that renders with no network"),
-    "export": ("vaeops.serving.export", "export ONNX graphs and check them against PyTorch"),
+    "export": ("vaeops.export.export", "export ONNX graphs and check them against PyTorch"),
     "serve": ("vaeops.serving.serve", "serve the exported ONNX model over HTTP (JSON API, Open Inference Protocol)"),
     "triton-repo": ("vaeops.serving.triton", "write the served model as an NVIDIA Triton model repository"),
     "promote": ("vaeops.lifecycle.promote", "promote a model to champion if it passes the gate"),

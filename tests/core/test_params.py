@@ -2,8 +2,8 @@
 
 
 import pytest
-from helpers import REPO
 
+from helpers import REPO
 from vaeops.cli import main
 from vaeops.core.errors import ParamsError
 from vaeops.core.params import load_params

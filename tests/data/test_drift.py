@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 import yaml
-from helpers import complete_params
 from sklearn.datasets import load_digits
 
+from helpers import complete_params
 from vaeops.core.params import load_params
 from vaeops.data.drift import DriftFailed, compare, drift, profile
-from vaeops.data.splits import write_prepared
+from vaeops.dataset.splits import write_prepared
 
 DIGITS = load_digits()
 IMAGES, LABELS = (DIGITS.images / 16.0).astype(np.float32), DIGITS.target.astype(np.int64)

@@ -13,7 +13,7 @@ from vaeops.core.fileio import sha256_file
 from vaeops.core.params import load_params
 from vaeops.data.idx import write_idx
 from vaeops.data.prepare import check_splits, prepare, stratified_take
-from vaeops.data.splits import load_manifest, load_split
+from vaeops.dataset.splits import load_manifest, load_split
 
 # From ../shared/data/mnist/README.md (the published MNIST label counts).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -11,9 +11,9 @@ from vaeops.core.errors import DataError
 from vaeops.core.fileio import sha256_file
 from vaeops.core.params import ValidateParams, load_params
 from vaeops.data.prepare import prepare
-from vaeops.data.splits import SPLITS, load_manifest, load_split, write_prepared
 from vaeops.data.stats import DEFAULTS, image_frame, mark_leaks, resolve_bounds
 from vaeops.data.validate import validate
+from vaeops.dataset.splits import SPLITS, load_manifest, load_split, write_prepared
 
 PREPARED = Path("data/prepared")
 

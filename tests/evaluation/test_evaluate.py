@@ -9,17 +9,23 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import complete_params
 
+from helpers import complete_params
 from vaeops.cli import main
 from vaeops.core.params import load_params
-from vaeops.data.splits import manifest_sha256, write_prepared
+from vaeops.dataset.splits import manifest_sha256, write_prepared
 from vaeops.evaluation import claims
 from vaeops.evaluation.evaluate import evaluate
-from vaeops.evaluation.report import between_text, conclusion, jensen_note, jensen_text, reconstruction_text
-from vaeops.training.checkpoint import save_checkpoint
-from vaeops.training.devices import intra_op_threads
-from vaeops.training.model import VAE, ModelConfig
+from vaeops.evaluation.report import (
+    between_text,
+    conclusion,
+    jensen_note,
+    jensen_text,
+    reconstruction_text,
+)
+from vaeops.model.checkpoint import save_checkpoint
+from vaeops.model.devices import intra_op_threads
+from vaeops.model.vae import VAE, ModelConfig
 
 SIDE = 5
 PARAMS = {

@@ -6,8 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from vaeops.core.fileio import sha256_bytes
-from vaeops.serving.inference import GRAPHS, MANIFEST_FORMAT
+from helpers import write_stand_in_export
 
 DATA_SHA = "d" * 64
 
@@ -17,21 +16,7 @@ def write_candidate(root: Path, version: str, nll: float, collapsed: bool = Fals
     export_dir = root / "models" / "onnx"
     if export_dir.exists():
         shutil.rmtree(export_dir)
-    export_dir.mkdir(parents=True)
-    graphs = {}
-    for name in GRAPHS:
-        data = f"{version}:{name}".encode()
-        (export_dir / f"{name}.onnx").write_bytes(data)
-        graphs[name] = {"file": f"{name}.onnx", "sha256": sha256_bytes(data), "bytes": len(data)}
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "model_version": version,
-        "checkpoint": "models/vae/best.pt",
-        "data_sha256": data_sha,
-        "parity": {"images": 8, "atol": 1e-5, "rtol": 1e-4},
-        "graphs": graphs,
-    }
-    (export_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_stand_in_export(export_dir, version, "models/vae/best.pt", data_sha)
     reports = root / "reports"
     reports.mkdir(exist_ok=True)
     (reports / "validation.json").write_text(json.dumps({"success": validation_ok, "data_sha256": DATA_SHA}))

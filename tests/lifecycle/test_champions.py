@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, edit_params
 from lifecycle_helpers import write_candidate
 
+from helpers import REPO, edit_params
 from vaeops.core.errors import DataError, ModelFileError, ParamsError
 from vaeops.core.params import load_params
 from vaeops.lifecycle import champions

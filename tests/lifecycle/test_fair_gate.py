@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import yaml
-from onnx_helpers import make_checkpoint, make_project
 
-from vaeops.core.fileio import sha256_bytes, sha256_file
+from helpers import write_stand_in_export
+from onnx_helpers import make_checkpoint, make_project
+from vaeops.core.fileio import sha256_file
 from vaeops.core.params import load_params
-from vaeops.data.splits import manifest_sha256
+from vaeops.dataset.splits import manifest_sha256
 from vaeops.lifecycle.promote import promote
-from vaeops.serving.inference import GRAPHS, MANIFEST_FORMAT
-from vaeops.training.checkpoint import load_checkpoint, save_checkpoint
+from vaeops.model.checkpoint import load_checkpoint, save_checkpoint
 
 
 def setup(root: Path):
@@ -48,17 +48,8 @@ def candidate(root: Path, data_sha: str, stored_nll: float, scale: float = 1.0, 
 
 def write_export(folder: Path, checkpoint: Path, data_sha: str, likelihood: str) -> None:
     """The export manifest the gate reads (graph files are stand-ins: the fair gate scores the checkpoints)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    graphs = {}
-    for name in GRAPHS:
-        data = f"{sha256_file(checkpoint)}:{name}".encode()
-        (folder / f"{name}.onnx").write_bytes(data)
-        graphs[name] = {"file": f"{name}.onnx", "sha256": sha256_bytes(data)}
-    (folder / "manifest.json").write_text(json.dumps({
-        "format": MANIFEST_FORMAT, "model_version": f"vae@{sha256_file(checkpoint)[:12]}", "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha256_file(checkpoint), "data_sha256": data_sha, "image_shape": [8, 8], "input_dim": 64,
-        "latent_dim": 3, "likelihood": likelihood, "parity": {"images": 30, "atol": 1e-5, "rtol": 1e-4},
-        "graphs": graphs}))
+    sha = sha256_file(checkpoint)
+    write_stand_in_export(folder, f"vae@{sha[:12]}", str(checkpoint), data_sha, sha, likelihood, tag=sha)
 
 
 def test_a_challenger_that_only_looks_better_on_its_own_numbers_is_not_promoted(tmp_path):

@@ -5,9 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import REPO
 from lifecycle_helpers import write_candidate
 
+from helpers import REPO
 from vaeops.cli import main
 from vaeops.core.errors import DataError, ModelFileError
 from vaeops.core.fileio import sha256_file

@@ -13,7 +13,11 @@ def prefect_api(tmp_path_factory):
         for name, value in {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                             "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}.items():
             mp.setenv(name, value)
-        from prefect.settings import PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+        from prefect.settings import (
+            PREFECT_HOME,
+            PREFECT_LOCAL_STORAGE_PATH,
+            temporary_settings,
+        )
         from prefect.testing.utilities import prefect_test_harness
 
         with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):

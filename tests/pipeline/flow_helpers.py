@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from helpers import REPO
 from sklearn.datasets import load_digits
 
+from helpers import REPO
 from vaeops.core.fileio import sha256_file
 from vaeops.data.idx import write_idx
 
@@ -45,9 +45,10 @@ def tree(path: Path) -> dict[str, str]:
 
 def run_flow(**parameters):
     """One real flow run; returns its final state and what it recorded on the Prefect server."""
-    import retrain
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    import retrain
 
     state = retrain.retrain(**parameters, return_state=True)
     runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))

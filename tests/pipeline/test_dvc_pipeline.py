@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from browser import offline_page, screenshot
 from helpers import edit_params, git_copy_of_repo
 

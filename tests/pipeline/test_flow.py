@@ -13,9 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flow_helpers import TINY, run_flow, sh, tree
-from helpers import REPO, git_copy_of_repo
 
-from vaeops.core.errors import DataError, DownloadError, ExportError, ParamsError, ValidationFailed
+from helpers import REPO, git_copy_of_repo
+from vaeops.core.errors import (
+    DataError,
+    DownloadError,
+    ExportError,
+    ParamsError,
+    ValidationFailed,
+)
 from vaeops.core.params import load_params
 from vaeops.data.idx import write_idx
 from vaeops.lifecycle.record import set_params
@@ -110,8 +116,9 @@ def test_forced_retraining_with_a_flaky_remote_is_retried_and_succeeds(project, 
 
 
 def test_permanent_failures_are_not_retried():
-    import retrain
     from prefect.states import Failed
+
+    import retrain
 
     for error, retried in ((OSError("disk"), True), (ValidationFailed("bad data"), False), (DataError("no class 7"), False),
                            (DownloadError("no mirror reachable"), True),
@@ -202,7 +209,6 @@ def test_fingerprint_follows_deps_and_listed_params_only(tmp_path, monkeypatch):
 
 def test_the_flow_runs_exactly_the_stages_of_dvc_yaml():
     import retrain
-
     from vaeops.lifecycle.fingerprint import stage_specs
 
     assert set(stage_specs(REPO)) == set(retrain.STAGES)

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 from flow_helpers import TINY, digits_feed, run_flow, sh, tree
+
 from helpers import git_copy_of_repo
 from onnx_helpers import Server
-
 from vaeops.core.errors import DataError
 from vaeops.data.drift import DriftFailed
 from vaeops.lifecycle.record import set_params

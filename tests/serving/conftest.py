@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from onnx_helpers import Server, make_project
 
-from vaeops.serving.export import export
+from onnx_helpers import Server, make_project
+from vaeops.export.export import export
 
 
 @pytest.fixture(scope="package")
@@ -14,7 +14,7 @@ def serve_project(tmp_path_factory):
     """A tiny project with an exported model: (root, params, torch model, export manifest)."""
     root = tmp_path_factory.mktemp("serve")
     params, model = make_project(root)
-    return root, params, model, export(params)
+    return root, params, model, export(params).model_dump(mode="json")
 
 
 @pytest.fixture(scope="package")

@@ -11,10 +11,10 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from onnx_helpers import IMAGE_SHAPE, make_project
 
+from onnx_helpers import IMAGE_SHAPE, make_project
 from vaeops.core.errors import BatchTooLarge, InputError, ModelFileError, ParamsError
-from vaeops.serving.export import export
+from vaeops.export.export import export
 from vaeops.serving.inference import CPU_PROVIDER, OnnxVAE, choose_providers, load
 
 D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]

@@ -12,11 +12,11 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton_http
-from onnx_helpers import IMAGE_SHAPE, Server, make_project
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from vaeops.serving.export import export
+from onnx_helpers import IMAGE_SHAPE, Server, make_project
+from vaeops.export.export import export
 from vaeops.serving.inference import GRAPHS, load
 
 D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
 from browser import offline_page, screenshot
 from onnx_helpers import IMAGE_SHAPE, Server, make_project
-
 from vaeops.core.params import load_params
-from vaeops.data.splits import manifest_sha256
+from vaeops.dataset.splits import manifest_sha256
+from vaeops.export.export import export
 from vaeops.lifecycle.promote import promote
-from vaeops.serving.export import export
-from vaeops.training.objective import gaussian_kl
+from vaeops.model.objectives import gaussian_kl
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from onnx_helpers import Server, make_checkpoint, make_project
 
+from onnx_helpers import Server, make_checkpoint, make_project
 from vaeops.core.fileio import atomic_directory
 from vaeops.core.params import load_params
-from vaeops.data.splits import manifest_sha256
-from vaeops.serving.export import export
+from vaeops.dataset.splits import manifest_sha256
+from vaeops.export.export import export
 from vaeops.serving.reload import INSTALL_RECORD, ModelHolder
 
 REQUEST = {"images": [[0.5] * 64]}
@@ -59,16 +59,16 @@ def test_holder_swaps_refuses_and_retries_only_on_change(exports, tmp_path):
     champion = tmp_path / "champion"
     install(folders["first"], champion)
     holder = ModelHolder(champion, {"max_batch": 16})
-    assert not holder.reload() and holder.model.manifest["model_version"] == version(folders["first"])
+    assert not holder.reload() and holder.model.manifest.model_version == version(folders["first"])
     install(folders["second"], champion, tamper=True)
     assert not holder.reload() and "decoder.onnx does not match" in holder.last_error
-    assert holder.model.manifest["model_version"] == version(folders["first"])  # the old model keeps serving
+    assert holder.model.manifest.model_version == version(folders["first"])  # the old model keeps serving
     assert not holder.reload() and holder.refused is not None  # not retried until the folder changes
     install(folders["gaussian"], champion)
     assert not holder.reload() and "changes the input contract (likelihood bernoulli -> gaussian)" in holder.last_error
     install(folders["second"], champion)
     assert holder.reload() and holder.last_error is None
-    assert holder.model.manifest["model_version"] == version(folders["second"])
+    assert holder.model.manifest.model_version == version(folders["second"])
 
 
 
@@ -83,9 +83,10 @@ def test_a_contract_change_is_followed_only_when_its_install_record_accepts_it_f
                              ({"contract_change_accepted": True, "previous_version": served}, True)):
         with atomic_directory(champion) as staging:
             shutil.copytree(folders["gaussian"], staging, dirs_exist_ok=True)
-            (staging / INSTALL_RECORD).write_text(json.dumps(record))
+            (staging / INSTALL_RECORD).write_text(json.dumps({"installed_by": "promotion", "model_version": "vae@new",
+                                                              "contract_change": "likelihood", **record}))
         assert holder.reload() is followed, holder.last_error
-    assert holder.model.manifest["likelihood"] == "gaussian" and holder.last_error is None
+    assert holder.model.manifest.likelihood == "gaussian" and holder.last_error is None
 
 def test_a_running_server_switches_under_load_with_no_failed_request(exports, tmp_path):
     root, folders = exports

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from onnx_helpers import IMAGE_SHAPE, make_project
 
+from onnx_helpers import IMAGE_SHAPE, make_project
 from vaeops.core.errors import ModelFileError
-from vaeops.serving.export import export
+from vaeops.export.export import export
 from vaeops.serving.serve import create_app
 
 D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]

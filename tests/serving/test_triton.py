@@ -10,14 +10,14 @@ import onnx
 import pytest
 import yaml
 from google.protobuf import text_format
-from onnx_helpers import make_checkpoint, make_project
 from tritonclient.grpc import model_config_pb2
 
+from onnx_helpers import make_checkpoint, make_project
 from vaeops.core.errors import ModelFileError
 from vaeops.core.fileio import sha256_file
 from vaeops.core.params import load_params
-from vaeops.data.splits import manifest_sha256
-from vaeops.serving.export import export
+from vaeops.dataset.splits import manifest_sha256
+from vaeops.export.export import export
 from vaeops.serving.inference import GRAPHS
 from vaeops.serving.triton import write_repository
 
@@ -33,7 +33,7 @@ def exported_once(tmp_path_factory):
     """One real export for the module (exporting takes seconds); each test works on a copy of its project."""
     root = tmp_path_factory.mktemp("triton")
     params, _ = make_project(root)
-    return root, export(params)
+    return root, export(params).model_dump(mode="json")
 
 
 @pytest.fixture

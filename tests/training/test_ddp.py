@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from vaeops.data.splits import write_prepared
-from vaeops.training.checkpoint import load_model
+from vaeops.dataset.splits import write_prepared
+from vaeops.model.checkpoint import load_model
 from vaeops.training.ddp import Dist, shard, weights_digest
 
 

@@ -13,12 +13,18 @@ from vaeops import cli
 from vaeops.core.errors import DataError, ParamsError, TrainingDiverged
 from vaeops.core.fileio import sha256_file
 from vaeops.core.params import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, load_params
-from vaeops.data.splits import manifest_sha256, write_prepared
-from vaeops.training import model
-from vaeops.training.binarize import binarize_fresh, binarize_static
-from vaeops.training.checkpoint import load_checkpoint, load_model
+from vaeops.dataset.splits import manifest_sha256, write_prepared
+from vaeops.model import vae as model
+from vaeops.model.binarize import binarize_fresh, binarize_static
+from vaeops.model.checkpoint import load_checkpoint, load_model
+from vaeops.model.devices import (
+    configure,
+    derive_seed,
+    flush_denormals,
+    generator,
+    retain_freed_memory,
+)
 from vaeops.training.ddp import weights_digest
-from vaeops.training.devices import configure, derive_seed, flush_denormals, generator, retain_freed_memory
 from vaeops.training.progress import BackgroundLive
 from vaeops.training.train import model_config, train
 from vaeops.training.trainer import Objective, kl_beta, validation_sums

@@ -1,7 +1,8 @@
-"""Data stages: `prepare` and `validate`.
+"""Data stages: `prepare`, `validate` and `drift`.
 
 prepare reads the configured data set (the bundled digits, or IDX files from `data.source_dir`) and writes
-`data/prepared/{train,val,test}.npz` and `manifest.json`; validate reads those and writes `reports/validation.json`
-(Great Expectations). Modules: `idx` (IDX reader), `sources` (data sets), `splits` (the prepared on-disk format every
-later stage reads), `prepare`, `stats` (per-image statistics and default bounds), `validate` (the gate).
+`data/prepared/` in the format of `vaeops.dataset`; validate reads it and writes `reports/validation.json` (Great
+Expectations); drift compares the new training split with the champion's data profile and writes
+`reports/drift.json`. Modules: `idx` (IDX reader), `sources` (data sets), `prepare`, `stats` (per-image statistics
+and default bounds), `validate` (the gate), `drift`.
 """

@@ -16,30 +16,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from vaeops.bundle.manifest import PROFILE
 from vaeops.core.errors import ValidationFailed
 from vaeops.core.fileio import read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
-from vaeops.data.splits import load_split
-from vaeops.data.stats import image_frame
-
-PROFILE = "data_profile.json"
-FEATURES = ("mean", "ink_fraction")
+from vaeops.dataset.profile import FEATURES, profile
+from vaeops.dataset.splits import load_split
 
 
 class DriftFailed(ValidationFailed):
     """The new data moved too far from the champion's training data: probably a broken feed."""
-
-
-def profile(images: np.ndarray, labels: np.ndarray, ink_threshold: float, sample: int, seed: int = 0) -> dict[str, Any]:
-    """Image shape, class shares and a seeded sample of each per-image feature of one split."""
-    frame = image_frame(images, labels, ink_threshold)
-    rows = np.sort(np.random.default_rng(seed).permutation(len(frame))[:sample])
-    classes, counts = np.unique(labels, return_counts=True)
-    return {"image_shape": list(images.shape[1:]), "images": int(len(images)),
-            "class_shares": {str(int(c)): float(n / len(labels)) for c, n in zip(classes, counts)},
-            **{name: [round(float(v), 6) for v in frame[name].to_numpy()[rows]] for name in FEATURES}}
 
 
 def compare(reference: dict[str, Any], current: dict[str, Any], warn: float, fail: float) -> dict[str, Any]:

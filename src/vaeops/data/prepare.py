@@ -11,7 +11,7 @@ import numpy as np
 from vaeops.core.errors import DataError
 from vaeops.core.params import Params, load_params
 from vaeops.data.sources import Source, load_source
-from vaeops.data.splits import SPLITS, write_prepared
+from vaeops.dataset.splits import SPLITS, write_prepared
 
 Arrays = tuple[np.ndarray, np.ndarray]
 # The data params that decide the prepared bytes; download/urls/paths do not (checksums pin the content).

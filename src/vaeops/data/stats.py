@@ -11,6 +11,7 @@ import pandas as pd
 
 from vaeops.core.errors import ParamsError
 from vaeops.core.params import ValidateParams
+from vaeops.dataset.profile import image_features
 
 IMAGE_COLUMNS = ("label", "min", "max", "mean", "ink_fraction", "pixel_count", "nonfinite", "hash", "leaked")
 CLASS_COLUMNS = ("class", "count", "share")
@@ -74,13 +75,14 @@ def image_frame(images: np.ndarray, labels: np.ndarray, ink_threshold: float) ->
     n_finite = finite.sum(axis=1)
     # fmin/fmax skip NaN; +-inf are masked to NaN first so the range reflects the finite pixels only.
     clean = np.where(finite, flat, np.nan)
+    features = image_features(images, ink_threshold)
     return pd.DataFrame(
         {
             "label": labels.astype(np.int64),
             "min": np.fmin.reduce(clean, axis=1),
             "max": np.fmax.reduce(clean, axis=1),
-            "mean": np.where(finite, flat, 0.0).sum(axis=1) / np.maximum(n_finite, 1),
-            "ink_fraction": (np.where(finite, flat, 0.0) > ink_threshold).mean(axis=1),
+            "mean": features["mean"],
+            "ink_fraction": features["ink_fraction"],
             "pixel_count": np.full(len(images), flat.shape[1], dtype=np.int64),
             "nonfinite": flat.shape[1] - n_finite,
             "hash": image_hashes(images),

@@ -17,8 +17,16 @@ from vaeops.core.fileio import sha256_file, write_json_atomic
 from vaeops.core.params import Params, load_params
 from vaeops.core.progress import Progress
 from vaeops.data.sources import layout
-from vaeops.data.splits import SPLITS, load_manifest, load_split, manifest_sha256
-from vaeops.data.stats import CLASS_COLUMNS, IMAGE_COLUMNS, Bounds, class_frame, image_frame, mark_leaks, resolve_bounds
+from vaeops.data.stats import (
+    CLASS_COLUMNS,
+    IMAGE_COLUMNS,
+    Bounds,
+    class_frame,
+    image_frame,
+    mark_leaks,
+    resolve_bounds,
+)
+from vaeops.dataset.splits import SPLITS, load_manifest, load_split, manifest_sha256
 
 
 def validate(params: Params) -> dict[str, Any]:

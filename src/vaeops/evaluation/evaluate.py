@@ -17,20 +17,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaeops.core.errors import CheckpointError, DataError
-from vaeops.core.fileio import atomic_directory, sha256_file, write_json_atomic, write_text_atomic
+from vaeops.core.errors import CheckpointError
+from vaeops.core.fileio import (
+    atomic_directory,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
 from vaeops.core.params import EvaluateParams, Params, load_params
 from vaeops.core.progress import Progress
-from vaeops.data.splits import load_manifest, load_split, manifest_sha256
+from vaeops.dataset.splits import load_manifest, manifest_sha256
 from vaeops.evaluation import measure as measures
 from vaeops.evaluation import plots as eval_plots
-from vaeops.evaluation.estimators import check_precision, chunk_generator
 from vaeops.evaluation.latent_health import pca_2d
 from vaeops.evaluation.report import VAE_MODEL, render_report
-from vaeops.training.binarize import binarize_static
-from vaeops.training.checkpoint import load_model
-from vaeops.training.devices import intra_op_threads, resolve_device, retain_freed_memory
-from vaeops.training.model import VAE
+from vaeops.model.checkpoint import load_model
+from vaeops.model.devices import (
+    check_precision,
+    intra_op_threads,
+    resolve_device,
+    retain_freed_memory,
+)
+from vaeops.model.estimators import chunk_generator
+from vaeops.model.images import load_images
+from vaeops.model.vae import VAE, shift_scale
 
 PICTURES, PRIOR, WHY = 90, 91, 92  # generator streams of the plotted draws (0, 1, 2.. are the estimators')
 WHY_IMAGES, WHY_DRAWS = 4, 200  # the figure of per-draw log p(x|z) against the plug-in log p(x|mu)
@@ -41,15 +51,7 @@ HEADLINE = "headline.json"  # the one file dvc.yaml declares as a metric
 def load_test_images(params: Params) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
     """The evaluation split as (N, D) float32, binarized once when evaluate.binarize is static; labels; (H, W)."""
     cfg = params.evaluate
-    images, labels = load_split(params.data.out_dir, cfg.split)
-    if images.shape[0] == 0:
-        raise DataError(f"{params.data.out_dir}/{cfg.split}.npz holds no images: there is nothing to evaluate")
-    x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32))
-    if not (0 <= float(x.min()) and float(x.max()) <= 1):
-        raise DataError(f"{params.data.out_dir}/{cfg.split}.npz: pixel values outside [0, 1]")
-    if cfg.binarize == "static":
-        x = binarize_static(x, cfg.binarize_seed)
-    return x, labels, tuple(images.shape[1:])
+    return load_images(params.data.out_dir, cfg.split, cfg.binarize, cfg.binarize_seed)
 
 
 def load_models(params: Params, data_sha256: str, input_dim: int, device: torch.device) -> dict[str, VAE]:
@@ -143,7 +145,7 @@ def picture_arrays(models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, in
             mu, logvar = model.encode(originals)
             eps = torch.randn(mu.shape, generator=chunk_generator(cfg.seed, PICTURES, 0, x.device), device=x.device)
             rows[f"{name} model, decode z = mu"] = model.pixel_mean(model.decode(mu))
-            rows[f"{name} model, decode z ~ q(z|x)"] = model.pixel_mean(model.decode(mu + torch.exp(0.5 * logvar) * eps))
+            rows[f"{name} model, decode z ~ q(z|x)"] = model.pixel_mean(model.decode(shift_scale(mu, logvar, eps)))
             z = torch.randn((cfg.prior_samples, model.config.latent_dim),
                             generator=chunk_generator(cfg.seed, PRIOR, 0, x.device), device=x.device)
             prior[name] = model.pixel_mean(model.decode(z))
@@ -160,7 +162,7 @@ def why_sample_arrays(model: VAE, x: torch.Tensor, seed: int) -> dict[str, np.nd
     with torch.inference_mode():
         mu, logvar = model.encode(images)
         eps = torch.randn((WHY_DRAWS, *mu.shape), generator=chunk_generator(seed, WHY, 0, x.device), device=x.device)
-        draws = model.log_likelihood(images, model.decode(mu + torch.exp(0.5 * logvar) * eps))  # (draws, images)
+        draws = model.log_likelihood(images, model.decode(shift_scale(mu, logvar, eps)))  # (draws, images)
         plug_in = model.log_likelihood(images, model.decode(mu))
     return {"draws": draws.t().double().cpu().numpy(), "plug_in": plug_in.double().cpu().numpy()}
 

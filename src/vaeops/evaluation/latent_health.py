@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaeops.training.objective import gaussian_kl
+from vaeops.model.objectives import gaussian_kl
 
 
 def latent_health(mu: torch.Tensor, logvar: torch.Tensor, active_threshold: float = 0.01,

@@ -14,9 +14,15 @@ import torch
 from vaeops.core.params import EvaluateParams
 from vaeops.core.progress import Progress
 from vaeops.evaluation import claims
-from vaeops.evaluation.estimators import encode_all, k_study, paired_summary, reconstruction_errors, sample_stats
 from vaeops.evaluation.latent_health import latent_health
-from vaeops.training.model import VAE
+from vaeops.model.estimators import (
+    encode_all,
+    k_study,
+    paired_summary,
+    reconstruction_errors,
+    sample_stats,
+)
+from vaeops.model.vae import VAE
 
 STUDY_ROWS, NLL_ROWS = 7, 8  # streams of the subset draws (the estimators use 0, 1, 2..; the pictures 90, 91)
 

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vaeops.bundle.install import INSTALL_RECORD, Contract, InstallRecord
+from vaeops.bundle.manifest import MANIFEST, Manifest, read_manifest, read_verified
+from vaeops.core.artifacts import write_artifact
 from vaeops.core.errors import DataError, ParamsError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
-from vaeops.lifecycle import rescore
-from vaeops.serving.inference import read_manifest, read_verified
-from vaeops.serving.reload import INSTALL_RECORD, contract_change
 
 HISTORY = "history.json"
 PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
@@ -43,23 +43,12 @@ def pinned(history_dir: Path) -> str | None:
     return read_json_object(history_dir / PIN, "champion pin", DataError).get("pinned")
 
 
-def event(kind: str, manifest: dict[str, Any], **details: Any) -> dict[str, Any]:
+def event(kind: str, manifest: Manifest, **details: Any) -> dict[str, Any]:
     """One history entry: what happened to which model, when, on which data, with which input contract."""
-    metrics = manifest.get("metrics") or {}
-    return {"event": kind, "model_version": manifest["model_version"],
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data_sha256": manifest.get("data_sha256"),
-            "nll": metrics.get("nll"), "dataset": metrics.get("dataset"),
-            "contract": rescore.contract(manifest), **details}
-
-
-def install_record(how: str, new: dict[str, Any], previous: dict[str, Any] | None, accepted: bool) -> dict[str, Any]:
-    """How a folder became the champion: by which command, replacing which version, and whether a change of the input
-    contract was a deliberate decision (`vaeops serve` switches to another contract only on such a record)."""
-    change = contract_change(previous, new) if previous is not None else ""
-    # No timestamp: champion/ is a DVC output, and the same promotion must give the same bytes (history.json has the time).
-    return {"installed_by": how, "model_version": new["model_version"],
-            "previous_version": previous["model_version"] if previous is not None else None,
-            "contract_change": change, "contract_change_accepted": bool(change) and accepted}
+    return {"event": kind, "model_version": manifest.model_version,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data_sha256": manifest.data_sha256,
+            "nll": manifest.metrics.get("nll"), "dataset": manifest.metrics.get("dataset"),
+            "contract": Contract.of(manifest).model_dump(), **details}
 
 
 def write_event(history_dir: Path, entry: dict[str, Any]) -> None:
@@ -71,13 +60,13 @@ def write_event(history_dir: Path, entry: dict[str, Any]) -> None:
 
 def archive(champion_dir: Path, history_dir: Path, keep: int, reasons: list[str]) -> None:
     """Keep a copy of the champion just installed, record its promotion, and drop the oldest copies beyond `keep`."""
-    manifest = read_manifest(champion_dir, {"model_version": str})
-    with atomic_directory(history_dir / manifest["model_version"]) as staging:
+    manifest = read_manifest(champion_dir)
+    with atomic_directory(history_dir / manifest.model_version) as staging:
         shutil.copytree(champion_dir, staging, dirs_exist_ok=True)
     write_event(history_dir, event("promote", manifest, reasons=reasons))
     history = load_history(history_dir)
     promoted = [e["model_version"] for e in history["events"] if e["event"] == "promote"]
-    keep_versions = set(promoted[-keep:]) | {pinned(history_dir), manifest["model_version"]}
+    keep_versions = set(promoted[-keep:]) | {pinned(history_dir), manifest.model_version}
     for folder in history_dir.iterdir():
         if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep_versions:
             shutil.rmtree(folder)
@@ -86,33 +75,33 @@ def archive(champion_dir: Path, history_dir: Path, keep: int, reasons: list[str]
 def kept(history_dir: Path) -> list[str]:
     """Versions with a copy on disk, in promotion order."""
     order = [e["model_version"] for e in load_history(history_dir)["events"] if e["event"] == "promote"]
-    present = [v for v in dict.fromkeys(order) if (history_dir / v / "manifest.json").is_file()]
+    present = [v for v in dict.fromkeys(order) if (history_dir / v / MANIFEST).is_file()]
     return present
 
 
-def verified(folder: Path) -> dict[str, Any]:
-    """A model folder's manifest, after every graph file in it matched its sha256."""
-    return read_verified(folder, {"model_version": str})[0]
+def verified(folder: Path) -> Manifest:
+    """A model folder's manifest, after every file it lists matched its sha256."""
+    return read_verified(folder)[0]
 
 
 def current_version(champion_dir: Path) -> str | None:
     """The version in the champion folder, or None when there is no champion."""
     manifest = current_manifest(champion_dir)
-    return manifest["model_version"] if manifest is not None else None
+    return manifest.model_version if manifest is not None else None
 
 
-def current_manifest(champion_dir: Path) -> dict[str, Any] | None:
+def current_manifest(champion_dir: Path) -> Manifest | None:
     """The champion folder's manifest, or None when there is no champion."""
-    if not (champion_dir / "manifest.json").is_file():
+    if not (champion_dir / MANIFEST).is_file():
         return None
-    return read_manifest(champion_dir, {"model_version": str})
+    return read_manifest(champion_dir)
 
 
 def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     """Install a kept champion (default: the one promoted before the current one) as the champion."""
     champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
     served, versions = current_manifest(champion_dir), kept(history_dir)
-    current = served["model_version"] if served is not None else None
+    current = served.model_version if served is not None else None
     if version is None:
         earlier = versions[: versions.index(current)] if current in versions else versions
         if not earlier:
@@ -125,12 +114,12 @@ def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
         raise ParamsError(f"champion {pin_version} is pinned: `vaeops champion unpin` before rolling back")
     target = verified(history_dir / version)  # a kept copy that no longer matches its manifest is refused
     # A rollback is the operator's explicit decision, so a change of input contract it makes is accepted and recorded.
-    record = install_record("rollback", target, served, accepted=True)
+    record = InstallRecord.make("rollback", target, served, accepted=True)
     with atomic_directory(champion_dir) as staging:
         shutil.copytree(history_dir / version, staging, dirs_exist_ok=True)
-        write_json_atomic(staging / INSTALL_RECORD, record)
+        write_artifact(staging / INSTALL_RECORD, record)
     manifest = verified(champion_dir)
-    write_event(history_dir, event("rollback", manifest, previous=current, contract_change=record["contract_change"]))
+    write_event(history_dir, event("rollback", manifest, previous=current, contract_change=record.contract_change))
     return {"champion": version, "previous": current}
 
 

@@ -26,7 +26,9 @@ class StageSpec:
 
 def stage_specs(root: str | Path = ".") -> dict[str, StageSpec]:
     """Read dvc.yaml through DVC's own parser, so the flow and `dvc repro` agree on what each stage depends on."""
-    from dvc.repo import Repo  # imported here: about half a second, needed only by the flow
+    from dvc.repo import (
+        Repo,  # imported here: about half a second, needed only by the flow
+    )
 
     specs = {}
     with Repo(str(root)) as repo:

@@ -7,18 +7,29 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from vaeops.bundle.install import (
+    INSTALL_RECORD,
+    Contract,
+    InstallRecord,
+    contract_change,
+)
+from vaeops.bundle.manifest import (
+    CHECKPOINT,
+    DECISION,
+    MANIFEST,
+    METRICS,
+    PROFILE,
+    Manifest,
+    read_manifest,
+    read_verified,
+)
+from vaeops.core.artifacts import write_artifact
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
-from vaeops.data import drift
-from vaeops.data.splits import load_split
+from vaeops.dataset.profile import profile
+from vaeops.dataset.splits import load_split
 from vaeops.lifecycle import champions, rescore
-from vaeops.serving import gallery
-from vaeops.serving.inference import MANIFEST, read_verified
-from vaeops.serving.reload import INSTALL_RECORD, contract_change
-
-METRICS = "metrics.json"
-GATE_KEYS = {"model_version": str, "checkpoint": str, "data_sha256": str}  # what the gate reads from a manifest
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
@@ -34,9 +45,9 @@ def model_metrics(metrics: dict[str, Any], model: str, path: Path) -> dict[str, 
     return {"nll": float(entry["nll"]), "active_units": entry.get("active_units"), "collapsed": bool(entry.get("collapsed", False))}
 
 
-def verify_export(export_dir: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The export manifest and the bytes of every graph file, each checked against the sha256 the manifest names."""
-    return read_verified(export_dir, GATE_KEYS)
+def verify_export(export_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
+    """The export manifest and the bytes of every file it lists, each checked against the sha256 it names."""
+    return read_verified(export_dir)
 
 
 def candidate_evidence(params: Params) -> dict[str, Any]:
@@ -45,17 +56,16 @@ def candidate_evidence(params: Params) -> dict[str, Any]:
     manifest, _ = verify_export(export_dir)
     validation = read_json(Path(params.validate.report), "validation report")
     metrics_path = Path(params.export.metrics)
-    model = Path(manifest["checkpoint"]).parent.name  # models/<variant>/best.pt
-    numbers = model_metrics(read_json(metrics_path, "evaluation metrics"), model, metrics_path)
+    numbers = model_metrics(read_json(metrics_path, "evaluation metrics"), manifest.variant, metrics_path)
     return {
-        "model": model,
-        "model_version": manifest["model_version"],
-        "data_sha256": manifest["data_sha256"],
+        "model": manifest.variant,
+        "model_version": manifest.model_version,
+        "data_sha256": manifest.data_sha256,
         "validation_passed": validation.get("success") is True,
         "validated_data_sha256": validation.get("data_sha256"),
-        "parity": manifest.get("parity"),
-        "checkpoint": manifest["checkpoint"],
-        "contract": rescore.contract(manifest),
+        "parity": manifest.parity.model_dump(),
+        "checkpoint": manifest.checkpoint,
+        "contract": Contract.of(manifest).model_dump(),
         **numbers,
     }
 
@@ -65,11 +75,11 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     if not (champion_dir / MANIFEST).is_file():
         return None
     manifest, _ = verify_export(champion_dir)
-    model = Path(manifest["checkpoint"]).parent.name
-    numbers = model_metrics(read_json(champion_dir / METRICS, "champion metrics"), model, champion_dir / METRICS)
-    kept = champion_dir / rescore.CHECKPOINT
-    return {"model_version": manifest["model_version"], "data_sha256": manifest["data_sha256"], "nll": numbers["nll"],
-            "contract": rescore.contract(manifest), "checkpoint": str(kept) if kept.is_file() else None}
+    numbers = model_metrics(read_json(champion_dir / METRICS, "champion metrics"), manifest.variant,
+                            champion_dir / METRICS)
+    kept = champion_dir / CHECKPOINT
+    return {"model_version": manifest.model_version, "data_sha256": manifest.data_sha256, "nll": numbers["nll"],
+            "contract": Contract.of(manifest).model_dump(), "checkpoint": str(kept) if kept.is_file() else None}
 
 
 def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float, pinned: str | None = None,
@@ -119,25 +129,24 @@ def training_profile(params: Params) -> dict[str, Any] | None:
         images, labels = load_split(params.data.out_dir, "train")
     except DataError:
         return None  # an export whose prepared data is gone: the champion then has nothing to compare drift with
-    return drift.profile(images, labels, params.validate.ink_threshold, params.drift.sample)
+    return profile(images, labels, params.validate.ink_threshold, params.drift.sample)
 
 
 def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any],
-                     data_profile: dict[str, Any] | None, record: dict[str, Any]) -> None:
+                     data_profile: dict[str, Any] | None, record: InstallRecord) -> None:
     """Put the export (graphs + manifest), its metrics, the decision and the install record into the champion folder
     in one atomic swap."""
     manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
-    gallery_bytes = gallery.read_bytes(export_dir, manifest)
     with atomic_directory(champion_dir) as staging:
-        for file_name, data in {**graphs, **({gallery.GALLERY_FILE: gallery_bytes} if gallery_bytes is not None else {})}.items():
+        for file_name, data in graphs.items():
             (staging / file_name).write_bytes(data)
         shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
         shutil.copyfile(metrics_path, staging / METRICS)
         rescore.keep_checkpoint(manifest, staging)
         if data_profile is not None:  # what the next run's drift stage compares the new data with
-            write_json_atomic(staging / drift.PROFILE, data_profile)
-        write_json_atomic(staging / "promotion.json", decision)
-        write_json_atomic(staging / INSTALL_RECORD, record)
+            write_json_atomic(staging / PROFILE, data_profile)
+        write_json_atomic(staging / DECISION, decision)
+        write_artifact(staging / INSTALL_RECORD, record)
     verify_export(champion_dir)
 
 
@@ -163,9 +172,8 @@ def promote(params: Params) -> dict[str, Any]:
         "nll_margin": cfg.nll_margin,
     }
     if promoted:
-        served = {**champion["contract"], "model_version": champion["model_version"]} if champion else None
-        record = champions.install_record("promotion", {**candidate["contract"], "model_version": candidate["model_version"]},
-                                          served, cfg.accept_contract_change)
+        served = read_manifest(champion_dir) if champion else None
+        record = InstallRecord.make("promotion", read_manifest(params.export.out_dir), served, cfg.accept_contract_change)
         install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision,
                          training_profile(params), record)
         champions.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)

@@ -13,43 +13,37 @@ from typing import Any
 
 import numpy as np
 
+from vaeops.bundle.manifest import CHECKPOINT, Manifest
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import sha256_bytes, write_bytes_atomic
 from vaeops.core.params import Params
 from vaeops.core.progress import Progress
-from vaeops.serving.reload import CONTRACT
-
-CHECKPOINT = "checkpoint.pt"  # the champion's own checkpoint, so it can be re-scored on tomorrow's data
 
 
-def contract(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What clients send to a model: image shape, pixel count and likelihood (the keys `vaeops serve` checks too)."""
-    return {key: manifest.get(key) for key in CONTRACT}
-
-
-def keep_checkpoint(manifest: dict[str, Any], staging: Path) -> None:
+def keep_checkpoint(manifest: Manifest, staging: Path) -> None:
     """Copy the export's checkpoint into the champion being installed, if it is there and matches the manifest."""
-    source = Path(str(manifest.get("checkpoint", "")))
+    source = Path(manifest.checkpoint)
     if not source.is_file():
         return  # an export whose checkpoint is gone: the champion is then compared on its stored NLL only
     data = source.read_bytes()
-    if sha256_bytes(data) != manifest.get("checkpoint_sha256"):
+    if sha256_bytes(data) != manifest.checkpoint_sha256:
         raise DataError(f"{source} is not the checkpoint the export was made from (sha256 differs); re-run the pipeline")
     write_bytes_atomic(staging / CHECKPOINT, data)
 
 
 def paired_nll(champion_checkpoint: Path, challenger_checkpoint: Path, params: Params) -> dict[str, Any]:
     """Both models' NLL on the challenger's evaluation split, per image, and the paired gain champion - challenger."""
-    from vaeops.data.splits import manifest_sha256
-    from vaeops.evaluation.estimators import nll_estimate, paired_summary
-    from vaeops.evaluation.evaluate import load_test_images
-    from vaeops.training.checkpoint import load_model
-    from vaeops.training.devices import intra_op_threads
+    from vaeops.dataset.splits import manifest_sha256
+    from vaeops.model.checkpoint import load_model
+    from vaeops.model.devices import intra_op_threads
+    from vaeops.model.estimators import nll_estimate, paired_summary
+    from vaeops.model.images import load_images
 
-    x, _, _ = load_test_images(params)
+    cfg = params.evaluate
+    x, _, _ = load_images(params.data.out_dir, cfg.split, cfg.binarize, cfg.binarize_seed)
     champion, _ = load_model(champion_checkpoint)  # trained on other data, maybe: scored on today's on purpose
     challenger, _ = load_model(challenger_checkpoint, expected_data_sha256=manifest_sha256(params.data.out_dir))
-    cfg, k = params.evaluate, params.promote.nll_k
+    k = params.promote.nll_k
     with intra_op_threads(1), Progress(2 * len(x) * k, "promote: champion and challenger on the same images",
                                        unit="draw") as progress:
         nll = {name: nll_estimate(model, x, k, cfg.seed, cfg.chunk_images, cfg.chunk_samples, progress=progress)["per_image"]

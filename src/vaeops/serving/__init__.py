@@ -1,7 +1,8 @@
-"""Export and serving: the trained `vae` model as ONNX, the torch-free inference library, and the HTTP service.
+"""Serving: the torch-free inference library and the HTTP service over a model bundle (the champion by default).
 
-export reads `models/vae/best.pt`, `data/prepared/` and `reports/metrics.json` and writes `models/onnx/` (graphs and
-`manifest.json`); `inference` loads such a folder with onnxruntime (`from vaeops.serving.inference import load`);
-`serve` is `vaeops serve` over the champion folder: the JSON API, the Open Inference Protocol (`oip`), Prometheus
-metrics (`metrics`), worker processes (`launch`), the switch to a new champion (`reload`); `triton` writes the champion as a Triton model repository.
+Reads a bundle (`champion/`, via `vaeops.bundle`) and never imports torch or the exporter (an import-linter contract
+and a test with torch blocked say so). `inference` loads a bundle with onnxruntime
+(`from vaeops.serving.inference import load`); `serve` is `vaeops serve`: the JSON API, the Open Inference Protocol
+(`oip`), the page (`page`, `explain`), Prometheus metrics (`metrics`), worker processes (`launch`), the switch to a
+new champion (`reload`); `triton` writes the bundle as a Triton model repository (`vaeops triton-repo`).
 """

@@ -39,7 +39,7 @@ def estimators(log_px: np.ndarray, z: np.ndarray, mu: np.ndarray, logvar: np.nda
 
 def explain(model: OnnxVAE, image: Any, samples: int, seed: int, ks: list[int], repeats: int, max_draws: int) -> dict[str, Any]:
     """Every number and picture the page shows for one image (see the module docstring)."""
-    if model.manifest.get("likelihood") != "bernoulli":
+    if model.manifest.likelihood != "bernoulli":
         raise InputError("explain needs a Bernoulli model: the exported decoder gives no likelihood for a Gaussian one")
     samples = check_int(samples, "samples", 2, model.max_samples)
     seed = check_int(seed, "seed", 0)
@@ -82,7 +82,7 @@ def explain(model: OnnxVAE, image: Any, samples: int, seed: int, ks: list[int], 
         return np.asarray(values, dtype=np.float32).reshape(array.shape).tolist()
 
     return {
-        "model_version": model.manifest["model_version"], "seed": seed, "samples": samples,
+        "model_version": model.manifest.model_version, "seed": seed, "samples": samples,
         "original": picture(x[0]), "mean_decode": picture(mean_decode[0]),
         "sampled_decodes": [picture(row) for row in decoded],
         "sample_average": picture(decoded.mean(axis=0)), "sample_std": picture(decoded.std(axis=0)),

@@ -11,80 +11,20 @@ from typing import Any, Callable
 import numpy as np
 import onnxruntime as ort
 
+from vaeops.bundle.manifest import (
+    GRAPHS,
+    METADATA_PREFIX,
+    read_listed_file,
+    read_manifest,
+)
 from vaeops.core.errors import InferenceFailed, InputError, ModelFileError, ParamsError
-from vaeops.core.fileio import read_json_object, sha256_bytes
 from vaeops.serving.inputs import as_array, check_count, check_finite, check_int
 
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "vaeops-onnx/1"
-METADATA_PREFIX = "vaeops."
-GRAPHS = ("encoder", "decoder", "reconstruct", "reconstruct_mean")
 MODES = ("mean", "sample")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
 DECODE_CHUNK = 4096  # latents per decoder run in sampled reconstruction: bounds working memory
 ORT_DEFAULT_SEVERITY = 2
-# What the library and the service read from an export manifest, and the type each must have.
-MANIFEST_KEYS = {"model_version": str, "image_shape": list, "input_dim": int, "latent_dim": int, "likelihood": str,
-                 "graphs": dict}
-
-
-def read_manifest(model_dir: str | Path, keys: dict[str, type] = MANIFEST_KEYS) -> dict[str, Any]:
-    """Read and check the export manifest of a model folder: format, the `keys` its reader needs with their types,
-    and a file and sha256 for every graph; anything else is a ModelFileError naming the key."""
-    path = Path(model_dir) / MANIFEST
-    manifest = read_json_object(path, "export manifest", ModelFileError,
-                                "run `vaeops export`, or point serve.model_dir at an export")
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ModelFileError(f"{path} is not a {MANIFEST_FORMAT} export manifest")
-    for key, kind in {**keys, "graphs": dict}.items():
-        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
-            got = "missing" if key not in manifest else f"a {type(manifest[key]).__name__}"
-            raise ModelFileError(f"{path}: key {key!r} must be a {kind.__name__}, it is {got}; re-run `vaeops export`")
-    shape = manifest.get("image_shape")
-    if "image_shape" in keys and (len(shape) != 2 or not all(isinstance(d, int) and d > 0 for d in shape)
-                                  or shape[0] * shape[1] != manifest["input_dim"]):
-        raise ModelFileError(f"{path}: image_shape {shape} does not match input_dim {manifest['input_dim']}")
-    missing = [name for name in GRAPHS if name not in manifest["graphs"]]
-    if missing:
-        raise ModelFileError(f"{path} names no file for graph(s) {', '.join(missing)}")
-    for name in GRAPHS:
-        entry = manifest["graphs"][name]
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("file", "sha256")):
-            raise ModelFileError(f"{path}: graph {name!r} needs a 'file' and a 'sha256' string")
-    return manifest
-
-
-def read_graph(model_dir: str | Path, manifest: dict[str, Any], name: str) -> bytes:
-    """Read one graph file named by the manifest and return its bytes only if its sha256 matches."""
-    return read_listed_file(model_dir, manifest["graphs"][name], name)
-
-
-def read_verified(model_dir: str | Path, keys: dict[str, type] = MANIFEST_KEYS) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """A model folder's checked manifest and the bytes of every graph file it names, each matching its sha256."""
-    manifest = read_manifest(model_dir, keys)
-    return manifest, {entry["file"]: read_graph(model_dir, manifest, name) for name, entry in manifest["graphs"].items()}
-
-
-def read_listed_file(model_dir: str | Path, entry: dict[str, Any], name: str) -> bytes:
-    """Read a file that a manifest entry (`file`, `sha256`, `bytes`) names, and return its bytes only if its sha256
-    matches; a missing, modified or truncated file, or a name outside the folder, is a ModelFileError."""
-    file_name = str(entry.get("file", ""))
-    # Only plain file names inside the model folder: a manifest must not point the loader elsewhere.
-    if not file_name or Path(file_name).name != file_name or file_name in (".", ".."):
-        raise ModelFileError(f"manifest entry {name!r} names {file_name!r}, not a file inside {model_dir}")
-    path = Path(model_dir) / file_name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}, named by the export manifest: {exc.strerror}") from None
-    if sha256_bytes(data) != entry.get("sha256"):
-        raise ModelFileError(
-            f"{path} does not match the export manifest (sha256 {sha256_bytes(data)[:12]}..., expected "
-            f"{str(entry.get('sha256'))[:12]}...; {len(data)} bytes, expected {entry.get('bytes')}): "
-            "the file was modified or truncated; refusing to load it, re-run `vaeops export`"
-        )
-    return data
 
 
 def choose_providers(model: bytes, requested: list[str] | None = None) -> list[str]:
@@ -135,7 +75,7 @@ class OnnxVAE:
         self.manifest = read_manifest(self.model_dir)
         self.max_batch = max_batch
         self.max_samples = max_samples
-        graphs = {name: read_graph(self.model_dir, self.manifest, name) for name in GRAPHS}
+        graphs = {name: read_listed_file(self.model_dir, self.manifest.graphs[name], name) for name in GRAPHS}
         chosen = choose_providers(graphs["reconstruct_mean"], providers)
         options = session_options(threads)
         try:
@@ -144,13 +84,14 @@ class OnnxVAE:
             raise ModelFileError(f"onnxruntime cannot load the graphs in {self.model_dir}: {exc}") from None
         for name, session in self.sessions.items():
             version = session.get_modelmeta().custom_metadata_map.get(f"{METADATA_PREFIX}model_version")
-            if version != self.manifest["model_version"]:
-                raise ModelFileError(f"{name}: model version {version!r} in the file differs from the manifest's {self.manifest['model_version']!r}")
+            if version != self.manifest.model_version:
+                raise ModelFileError(f"{name}: model version {version!r} in the file differs from the manifest's "
+                                     f"{self.manifest.model_version!r}")
         self.providers = self.sessions["reconstruct_mean"].get_providers()
         self.input_shapes = {name: [(i.name, i.shape) for i in s.get_inputs()] for name, s in self.sessions.items()}
-        self.image_shape = tuple(self.manifest["image_shape"])
-        self.input_dim = int(self.manifest["input_dim"])
-        self.latent_dim = int(self.manifest["latent_dim"])
+        self.image_shape = tuple(self.manifest.image_shape)
+        self.input_dim = self.manifest.input_dim
+        self.latent_dim = self.manifest.latent_dim
         # Called with (graph, seconds) after every onnxruntime run: the HTTP service's inference-time metric.
         self.on_run: Callable[[str, float], None] | None = None
 
@@ -159,7 +100,8 @@ class OnnxVAE:
         """What a client needs to know about the model: versions, shapes, likelihood, metrics, providers, limits."""
         keys = ("model_version", "params_sha256", "data_sha256", "checkpoint_sha256", "epoch", "latent_dim",
                 "input_dim", "image_shape", "likelihood", "metrics", "opset", "parity")
-        return {**{key: self.manifest.get(key) for key in keys}, "providers": self.providers,
+        described = self.manifest.model_dump(mode="json", include=set(keys))
+        return {**described, "providers": self.providers,
                 "max_batch": self.max_batch, "max_samples": self.max_samples}
 
     def _images(self, images: Any) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], bool]:

@@ -154,7 +154,7 @@ def model_metadata(model: OnnxVAE, graph: str) -> dict[str, Any]:
                 for t in items]
 
     session = model.sessions[graph]
-    return {"name": graph, "versions": [model.manifest["model_version"]], "platform": "onnxruntime_onnx",
+    return {"name": graph, "versions": [model.manifest.model_version], "platform": "onnxruntime_onnx",
             "inputs": tensors(session.get_inputs()), "outputs": tensors(session.get_outputs())}
 
 
@@ -163,7 +163,7 @@ def build_router(holder: ModelHolder) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
 
     def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:
-        version = model.manifest["model_version"]
+        version = model.manifest.model_version
         if name not in model.sessions:
             raise UnknownModel(f"unknown model {name!r}; this server has {', '.join(model.sessions)}")
         if requested_version not in (None, "", version):
@@ -207,7 +207,7 @@ def build_router(holder: ModelHolder) -> APIRouter:
         header, arrays = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
         binary = requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
         outputs = model.run_graph(graph, arrays)
-        return build_response(graph, model.manifest["model_version"], header.get("id"), outputs, binary)
+        return build_response(graph, model.manifest.model_version, header.get("id"), outputs, binary)
 
     return router
 

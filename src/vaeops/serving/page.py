@@ -15,7 +15,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from vaeops.serving import explain, gallery
+from vaeops.bundle import gallery
+from vaeops.serving import explain
 from vaeops.serving.inference import OnnxVAE
 from vaeops.serving.reload import ModelHolder
 
@@ -49,11 +50,11 @@ def model_card(model: OnnxVAE) -> dict[str, Any]:
     metrics = read_json(model.model_dir / "metrics.json") or {}
     keys = ("model_version", "epoch", "data_sha256", "params_sha256", "checkpoint_sha256", "likelihood", "image_shape",
             "latent_dim", "opset")
-    return {**{key: manifest.get(key) for key in keys},
+    return {**manifest.model_dump(mode="json", include=set(keys)),
             # the champion's metrics.json, else the context the export stamped into the manifest
-            "data": {key: metrics.get(key, (manifest.get("metrics") or {}).get(key))
+            "data": {key: metrics.get(key, manifest.metrics.get(key))
                      for key in ("dataset", "split", "images", "pixels", "binarize")},
-            "metrics": manifest.get("metrics") or {}, "models": metrics.get("models") or {},
+            "metrics": manifest.metrics, "models": metrics.get("models") or {},
             "promotion": read_json(model.model_dir / "promotion.json")}
 
 
@@ -79,7 +80,7 @@ def mount(app: FastAPI, holder: ModelHolder, report_dir: str | Path, max_draws: 
     def test_images() -> dict[str, Any]:
         """Test images shipped with the model (a few of each class), for the page's gallery."""
         model = holder.model
-        version = model.manifest["model_version"]
+        version = model.manifest.model_version
         if version not in galleries:
             galleries[version] = gallery.load(model.model_dir, model.manifest)
         pictures = galleries[version]

@@ -15,25 +15,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from vaeops.bundle.install import INSTALL_RECORD, Contract, read_install_record
+from vaeops.bundle.manifest import MANIFEST
 from vaeops.core.errors import VaeopsError
-from vaeops.core.fileio import read_json_object, sha256_bytes
-from vaeops.serving.inference import MANIFEST, OnnxVAE
-
-CONTRACT = ("image_shape", "input_dim", "likelihood")
-INSTALL_RECORD = "install.json"
-
-
-def contract_change(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """'' when two manifests (or contracts) ask clients for the same input, else what changes, from what to what."""
-    return ", ".join(f"{key} {old.get(key)} -> {new.get(key)}" for key in CONTRACT if old.get(key) != new.get(key))
+from vaeops.core.fileio import sha256_bytes
+from vaeops.serving.inference import OnnxVAE
 
 
 def accepted_change(model_dir: Path, served_version: str) -> bool:
     """Whether the folder's install record accepts a contract change made from the version being served."""
-    if not (model_dir / INSTALL_RECORD).is_file():
-        return False
-    record = read_json_object(model_dir / INSTALL_RECORD, "install record", VaeopsError)
-    return record.get("contract_change_accepted") is True and record.get("previous_version") == served_version
+    record = read_install_record(model_dir)
+    return record is not None and record.contract_change_accepted and record.previous_version == served_version
 
 
 def manifest_digest(model_dir: Path) -> str | None:
@@ -63,7 +55,7 @@ class ModelHolder:
 
     def status(self) -> dict[str, Any]:
         """What /health reports about the model and its reloads."""
-        return {"model_version": self.model.manifest["model_version"], "model_dir": str(self.model_dir),
+        return {"model_version": self.model.manifest.model_version, "model_dir": str(self.model_dir),
                 "loaded_at": self.loaded_at, "last_reload_error": self.last_error}
 
     def reload(self, force: bool = False) -> bool:
@@ -75,8 +67,8 @@ class ModelHolder:
                 return False
             try:
                 model = OnnxVAE(self.model_dir, **self.options)
-                served = self.model.manifest["model_version"]
-                change = contract_change(self.model.manifest, model.manifest)
+                served = self.model.manifest.model_version
+                change = Contract.of(self.model.manifest).change_to(Contract.of(model.manifest))
                 if change and not accepted_change(self.model_dir, served):
                     raise VaeopsError(f"the new model changes the input contract ({change}) and its {INSTALL_RECORD} "
                                       f"does not accept that change from {served}; promote it with "

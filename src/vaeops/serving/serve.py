@@ -60,12 +60,12 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 6
     """Load the exported model (sha256-checked) and build the app; a bad model folder fails here, not per request."""
     options = {"max_batch": max_batch, "max_samples": max_samples, "threads": threads, "providers": providers or None}
     holder = ModelHolder(model_dir, options)
-    metrics = ServiceMetrics(holder.model.manifest["model_version"])
+    metrics = ServiceMetrics(holder.model.manifest.model_version)
     holder.model.on_run = metrics.observe_inference
 
     def swapped(model: OnnxVAE) -> None:
         model.on_run = metrics.observe_inference
-        metrics.serving(model.manifest["model_version"])
+        metrics.serving(model.manifest.model_version)
 
     holder.on_swap = swapped
 
@@ -131,7 +131,7 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 6
     @app.get("/health/ready")
     def ready() -> dict[str, Any]:
         """Readiness: a model is loaded and serving (start-up fails without one)."""
-        return {"ready": True, "model_version": holder.model.manifest["model_version"]}
+        return {"ready": True, "model_version": holder.model.manifest.model_version}
 
     @app.post("/admin/reload", responses={403: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
     def reload(request: Request) -> Response:
@@ -154,28 +154,28 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_samples: int = 6
         """Posterior mean and log-variance of q(z|x) for each image."""
         model = holder.model  # this request finishes on this model, whatever a reload does meanwhile
         mu, logvar = model.encode(request.images)
-        return NumpyJSONResponse({"model_version": model.manifest["model_version"], "mu": _listed(mu), "logvar": _listed(logvar)})
+        return NumpyJSONResponse({"model_version": model.manifest.model_version, "mu": _listed(mu), "logvar": _listed(logvar)})
 
     @app.post("/decode", response_model=ImagesResponse, responses=errors)
     def decode(request: DecodeRequest) -> NumpyJSONResponse:
         """Decoded images for latents z."""
         model = holder.model
         images = model.decode(request.z)
-        return NumpyJSONResponse({"model_version": model.manifest["model_version"], "shape": list(images.shape), "images": _listed(images)})
+        return NumpyJSONResponse({"model_version": model.manifest.model_version, "shape": list(images.shape), "images": _listed(images)})
 
     @app.post("/reconstruct", response_model=ImagesResponse, responses=errors)
     def reconstruct(request: ReconstructRequest) -> NumpyJSONResponse:
         """Reconstruction from the posterior mean (mode=mean) or averaged over sampled latents (mode=sample)."""
         model = holder.model
         images = model.reconstruct(request.images, mode=request.mode, samples=request.samples, seed=request.seed)
-        return NumpyJSONResponse({"model_version": model.manifest["model_version"], "shape": list(images.shape), "images": _listed(images)})
+        return NumpyJSONResponse({"model_version": model.manifest.model_version, "shape": list(images.shape), "images": _listed(images)})
 
     @app.post("/generate", response_model=ImagesResponse, responses=errors)
     def generate(request: GenerateRequest) -> NumpyJSONResponse:
         """New images decoded from z ~ N(0, I)."""
         model = holder.model
         images = model.generate(request.n, seed=request.seed)
-        return NumpyJSONResponse({"model_version": model.manifest["model_version"], "shape": list(images.shape), "images": _listed(images)})
+        return NumpyJSONResponse({"model_version": model.manifest.model_version, "shape": list(images.shape), "images": _listed(images)})
 
     return app
 
@@ -224,7 +224,7 @@ def run_cli(args: argparse.Namespace) -> None:
     model = app.state.holder.model
     launch.export_settings({"serve": dataclasses.asdict(section), "model_dir": str(model.model_dir), "threads": threads})
     shown = f"[{host}]" if ":" in host else host
-    print(f"vaeops serve: model {model.manifest['model_version']} from {model.model_dir} on {', '.join(model.providers)}, "
+    print(f"vaeops serve: model {model.manifest.model_version} from {model.model_dir} on {', '.join(model.providers)}, "
           f"{section.workers} worker(s) x {threads} onnxruntime thread(s)", flush=True)
     print(f"vaeops serve: listening on http://{shown}:{bound} (JSON API, /v2 Open Inference Protocol, /metrics, "
           "/docs)", flush=True)

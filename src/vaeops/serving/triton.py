@@ -15,10 +15,10 @@ from typing import Any
 
 import onnx
 
+from vaeops.bundle.manifest import GRAPHS, read_listed_file, read_manifest
 from vaeops.core.errors import ExportError
 from vaeops.core.fileio import atomic_directory, sha256_bytes, sha256_file
 from vaeops.core.params import Params, load_params
-from vaeops.serving.inference import GRAPHS, read_graph, read_manifest
 
 CONFIG = "config.pbtxt"
 MODEL_FILE = "model.onnx"
@@ -73,7 +73,7 @@ def write_repository(model_dir: str | Path, repo: str | Path, max_batch_size: in
     """Write (or add a version to) the Triton repository of the exported model in `model_dir`; atomic as a whole."""
     model_dir, repo = Path(model_dir), Path(repo)
     manifest = read_manifest(model_dir)
-    graphs = {name: read_graph(model_dir, manifest, name) for name in GRAPHS}  # sha256-checked bytes
+    graphs = {name: read_listed_file(model_dir, manifest.graphs[name], name) for name in GRAPHS}  # sha256-checked bytes
     version, new = next_version(repo, graphs)
     if new:
         with atomic_directory(repo) as staging:
@@ -84,8 +84,8 @@ def write_repository(model_dir: str | Path, repo: str | Path, max_batch_size: in
                 (staging / name / str(version)).mkdir(parents=True)
                 (staging / name / str(version) / MODEL_FILE).write_bytes(data)
                 (staging / name / CONFIG).write_text(
-                    config_text(name, model, max_batch_size, queue_delay_us, manifest["model_version"]), encoding="utf-8")
-    return {"repository": str(repo), "version": version, "written": new, "model_version": manifest["model_version"],
+                    config_text(name, model, max_batch_size, queue_delay_us, manifest.model_version), encoding="utf-8")
+    return {"repository": str(repo), "version": version, "written": new, "model_version": manifest.model_version,
             "models": list(graphs)}
 
 

@@ -1,7 +1,7 @@
-"""Train stage: fit each model variant (`vae`, `plugin`) on the prepared data.
+"""Train stage: fit each model variant (`vae`, `plugin`, `autoencoder`) on the prepared data, one run per seed.
 
-Reads `data/prepared/` and `reports/validation.json`; writes `models/<variant>/{best,last}.pt` and `train.json`, and
-dvclive metrics under `reports/train/<variant>/`. Modules: `model` (the VAE), `objective` (ELBO and IWAE bounds),
-`trainer` (one epoch), `optim`, `devices` (CPU/CUDA/MPS settings), `ddp`, `binarize`, `progress`, `checkpoint`,
-and `train` (the stage function).
+Reads `data/prepared/` and `reports/validation.json`; writes `models/<variant>/{best,last}.pt` (the best seed's),
+`models/<variant>/replicates/seed-<seed>/`, and dvclive metrics under `reports/train/<variant>/`. Stands on the model
+library (`vaeops.model`: the VAE, objectives, checkpoints, devices). Modules: `trainer` (one epoch), `optim`, `ddp`
+(several GPUs under torchrun), `progress` (bars and dvclive), and `train` (the stage function).
 """

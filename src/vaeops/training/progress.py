@@ -45,7 +45,9 @@ class EpochProgress:
 def open_live(directory: Path, resume: bool):
     """A dvclive logger writing <directory>/metrics.json and plots/metrics/*.tsv (declared in dvc.yaml); no git or
     experiment side effects, since the pipeline, not dvclive, owns dvc.yaml and experiments."""
-    from dvclive import Live  # imported late: it pulls in DVC, which `vaeops train --help` does not need
+    from dvclive import (
+        Live,  # imported late: it pulls in DVC, which `vaeops train --help` does not need
+    )
 
     return Live(dir=str(directory), resume=resume, save_dvc_exp=False, dvcyaml=False, report=None)
 

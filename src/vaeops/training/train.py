@@ -18,14 +18,29 @@ import torch
 from vaeops.core.errors import DataError, ParamsError, TrainingDiverged
 from vaeops.core.fileio import write_bytes_atomic, write_json_atomic
 from vaeops.core.params import VARIANTS, Params, load_params
-from vaeops.data.splits import load_split, manifest_sha256
-from vaeops.training import ddp, devices
-from vaeops.training.binarize import binarize_static
-from vaeops.training.checkpoint import restore_training, save_checkpoint, training_state
-from vaeops.training.model import VAE, ModelConfig
-from vaeops.training.optim import build_optimizer, build_scheduler, current_lr, override_lr, step_scheduler
+from vaeops.dataset.splits import load_split, manifest_sha256
+from vaeops.model import devices
+from vaeops.model.binarize import binarize_static
+from vaeops.model.checkpoint import restore_training, save_checkpoint, training_state
+from vaeops.model.vae import VAE, ModelConfig
+from vaeops.training import ddp
+from vaeops.training.optim import (
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+    override_lr,
+    step_scheduler,
+)
 from vaeops.training.progress import BackgroundLive, EpochProgress, log_epoch
-from vaeops.training.trainer import EpochData, Objective, is_finite, kl_beta, summarize, train_epoch, validation_sums
+from vaeops.training.trainer import (
+    EpochData,
+    Objective,
+    is_finite,
+    kl_beta,
+    summarize,
+    train_epoch,
+    validation_sums,
+)
 
 # Streams of derived seeds (see devices.derive_seed): each use of randomness draws from its own stream.
 SHUFFLE, NOISE, VALIDATION, STATIC_TRAIN, STATIC_VAL = range(1, 6)

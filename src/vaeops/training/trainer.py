@@ -14,10 +14,10 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from vaeops.training.binarize import binarize_fresh
-from vaeops.training.devices import Hardware
-from vaeops.training.model import VAE
-from vaeops.training.objective import elbo_terms, iwae_terms
+from vaeops.model.binarize import binarize_fresh
+from vaeops.model.devices import Hardware
+from vaeops.model.objectives import elbo_terms, iwae_terms
+from vaeops.model.vae import VAE
 
 # Rows of the per-epoch metric accumulator: batch sums of these, divided by the image count at the end.
 STAT_NAMES = ("loss", "recon", "kl", "mc_std")

@@ -7,7 +7,14 @@ from vaeops.core.params.data import DATASETS, DataParams
 from vaeops.core.params.drift import DriftParams
 from vaeops.core.params.evaluate import EvaluateParams
 from vaeops.core.params.export import ExportParams
-from vaeops.core.params.loader import DEFAULT_PARAMS_PATH, SECTIONS, Params, build_section, load_params, parse_params
+from vaeops.core.params.loader import (
+    DEFAULT_PARAMS_PATH,
+    SECTIONS,
+    Params,
+    build_section,
+    load_params,
+    parse_params,
+)
 from vaeops.core.params.model import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, ModelParams
 from vaeops.core.params.promote import PromoteParams
 from vaeops.core.params.serve import ServeParams

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from vaeops.core.errors import ParamsError
 from vaeops.core.params.checks import check_choice
 
-# Names accepted by vaeops.training.model (kept here so reading params does not import torch; a test checks they agree).
+# Names accepted by vaeops.model.vae (kept here so reading params does not import torch; a test checks they agree).
 MODEL_ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus")
 MODEL_LIKELIHOODS = ("bernoulli", "gaussian")
 

@@ -10,13 +10,14 @@ import onnxruntime
 import pytest
 import torch
 from onnx import TensorProto, helper
-from onnx_helpers import IMAGE_SHAPE, make_checkpoint, make_project
 
-import vaeops.serving.export as export_module
+import vaeops.export.export as export_module
+import vaeops.export.graphs as graphs_module
+from onnx_helpers import IMAGE_SHAPE, make_checkpoint, make_project
 from vaeops.cli import main
 from vaeops.core.errors import CheckpointError, ExportError
 from vaeops.core.fileio import sha256_file
-from vaeops.data.splits import manifest_sha256
+from vaeops.dataset.splits import manifest_sha256
 from vaeops.serving.inference import GRAPHS, METADATA_PREFIX
 
 # The shape `vaeops evaluate` writes: context, then one flat entry per model folder (data_sha256 is filled in).
@@ -53,7 +54,7 @@ def test_graphs_pass_the_checker_are_deterministic_and_have_a_dynamic_batch(proj
     for graph in GRAPHS:
         proto = onnx.load(str(out_dir / f"{graph}.onnx"))
         onnx.checker.check_model(proto, full_check=True)
-        assert not {node.op_type for node in proto.graph.node} & export_module.RANDOM_OPS
+        assert not {node.op_type for node in proto.graph.node} & graphs_module.RANDOM_OPS
         for value in (*proto.graph.input, *proto.graph.output):
             assert value.type.tensor_type.shape.dim[0].dim_param, f"{graph}.{value.name} has a fixed batch"
 
@@ -100,8 +101,9 @@ def test_onnxruntime_matches_pytorch_on_a_new_batch(project):
 
 def test_reexport_is_byte_identical(project):
     _, params, _, out_dir, manifest = project
-    assert export_module.export(params) == manifest
-    assert json.loads((out_dir / "manifest.json").read_text()) == manifest
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    assert json.loads(export_module.export(params).to_json()) == manifest
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
 
 
 def test_graphs_hold_no_path_of_this_checkout(project):
@@ -111,7 +113,7 @@ def test_graphs_hold_no_path_of_this_checkout(project):
     for graph in out_dir.glob("*.onnx"):
         assert source_dir not in graph.read_bytes(), graph.name
         nodes = onnx.load(graph).graph.node
-        assert nodes and not any(p.key == export_module.STACK_TRACE_KEY for n in nodes for p in n.metadata_props)
+        assert nodes and not any(p.key == graphs_module.STACK_TRACE_KEY for n in nodes for p in n.metadata_props)
 
 
 def test_parity_failure_raises_and_keeps_the_previous_export(project, monkeypatch):
@@ -136,7 +138,7 @@ def test_parity_failure_raises_and_keeps_the_previous_export(project, monkeypatc
 
 def test_gaussian_likelihood_exports(tmp_path):
     params, model = make_project(tmp_path, likelihood="gaussian", hidden=(12, 10))
-    manifest = export_module.export(params)
+    manifest = export_module.export(params).model_dump(mode="json")
     assert manifest["likelihood"] == "gaussian" and manifest["metrics"] == {}
     x = np.random.default_rng(0).random((4, 64), dtype=np.float32)
     session = onnxruntime.InferenceSession(str(tmp_path / "models" / "onnx" / "reconstruct_mean.onnx"))
@@ -175,14 +177,14 @@ def test_random_ops_and_fixed_batches_are_rejected():
         opset_imports=[helper.make_opsetid("", 20)], ir_version=10,
     )
     with pytest.raises(ExportError, match="random ops"):
-        export_module.check_graph("noisy", noisy)
+        graphs_module.check_graph("noisy", noisy)
     fixed = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
     relu = helper.make_model(
         helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "fixed", [fixed], [y]),
         opset_imports=[helper.make_opsetid("", 20)], ir_version=10,
     )
     with pytest.raises(ExportError, match="fixed batch"):
-        export_module.check_graph("fixed", relu)
+        graphs_module.check_graph("fixed", relu)
 
 
 def test_compare_states_the_tolerance_and_the_worst_element():

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
+
+from vaeops.model.devices import check_precision
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -133,5 +136,54 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct x from z = mu + sigma * eps; eps = None (or zeros) decodes the posterior mean."""
         mu, logvar = self.encode(x)
-        z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+        z = mu if eps is None else shift_scale(mu, logvar, eps)
         return self.pixel_mean(self.decode(z))
+
+    def decoder_head_fn(self, precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
+        """The decoder's last layer, hidden (..., H) -> fp32 outputs (..., D), in the given matmul precision.
+
+        bf16 rounds the hidden units and the weights to bfloat16 and multiplies them in one bf16 matmul (fp32
+        accumulation inside oneDNN on CPUs with AVX512-BF16 or AMX); the bf16 result is widened to fp32 before the
+        fp32 bias, so the likelihood, the log-sum-exp and everything after stay fp32. That layer is 97% of the
+        decoder's work for 784-400-20, and the bf16 matmul ran 2.5x faster than fp32 on one AMD Zen 4 core.
+        """
+        check_precision(precision, self.decoder_head.weight.device)
+        head = self.decoder_head
+        if precision == "fp32":
+            return head
+        with torch.no_grad():
+            weight = head.weight.t().to(torch.bfloat16).contiguous()  # (H, D), converted once
+
+        def bf16(hidden: torch.Tensor) -> torch.Tensor:
+            flat = hidden.reshape(-1, hidden.shape[-1]).to(torch.bfloat16)
+            return (flat @ weight).reshape(*hidden.shape[:-1], -1).float().add_(head.bias)
+
+        return bf16
+
+    def log_likelihood_fn(self, x: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None = None
+                          ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """z (K, B, L) -> log p(x|z) (K, B) for fixed images x (B, D), specialised for speed; `head` is the
+        decoder's last layer as decoder_head_fn returns it (default: the model's own, in fp32).
+
+        For a Bernoulli decoder log p(x|z) = x.l - sum softplus(l) with logits l = W h + b; x.l is folded into the
+        hidden layer (h . W^T x + b . x) so the only pass over the K*B*D logits is one softplus-and-sum, about half
+        the work of the generic binary_cross_entropy_with_logits. Other likelihoods use the model's own formula.
+        """
+        head = self.decoder_head if head is None else head
+        if self.config.likelihood != "bernoulli":
+            return lambda z: self.log_likelihood(x, head(self.decoder_body(z)))
+        x_back = x @ self.decoder_head.weight  # (B, H): W^T x, once per image instead of once per sample
+        x_bias = x @ self.decoder_head.bias  # (B,)
+
+        def fast(z: torch.Tensor) -> torch.Tensor:
+            hidden = self.decoder_body(z)
+            # vecdot, not einsum: einsum turns this into 16 tiny bmm calls, 6x slower (0.46 vs 0.07 ms per chunk)
+            return torch.linalg.vecdot(hidden, x_back).add_(x_bias).sub_(softplus_sum(head(hidden)))
+
+        return fast
+
+
+def shift_scale(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The reparameterisation z = mu + sigma * eps with sigma = exp(logvar / 2): differentiable in mu and logvar,
+    the only place it is written (training, the estimators, the figures and the exported graphs all call it)."""
+    return mu + torch.exp(0.5 * logvar) * eps

@@ -16,15 +16,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from vaeops.core.errors import ParamsError
 from vaeops.core.progress import Progress
-from vaeops.training import devices
-from vaeops.training.model import VAE, bernoulli_log_prob, softplus_sum
-from vaeops.training.objective import gaussian_kl, reparameterize
+from vaeops.model import devices
+from vaeops.model.objectives import (
+    gaussian_kl,
+    log_prior_ratio,
+    reparameterize,
+    sample_latents,
+)
+from vaeops.model.vae import VAE, bernoulli_log_prob
 
 PIXEL_EPS = 1e-6  # clip for the pixel-space cross-entropy of Gaussian means, which may leave [0, 1]
 T = TypeVar("T")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -39,51 +42,6 @@ class SampleStats:
     def elbo(self) -> torch.Tensor:
         """The K-sample ELBO estimate with the analytic KL (Kingma & Welling's estimator B, as in training)."""
         return self.mean_log_likelihood - self.kl
-
-
-def decoder_head_fn(model: VAE, precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return the decoder's last layer, hidden (..., H) -> fp32 outputs (..., D), in the given matmul precision.
-
-    bf16 rounds the hidden units and the weights to bfloat16 and multiplies them in one bf16 matmul (fp32
-    accumulation inside oneDNN on CPUs with AVX512-BF16 or AMX); the bf16 result is widened to fp32 before the
-    fp32 bias, so the likelihood, the log-sum-exp and everything after stay fp32. That layer is 97% of the
-    decoder's work for 784-400-20, and the bf16 matmul ran 2.5x faster than fp32 on one AMD Zen 4 core.
-    """
-    check_precision(precision, model.decoder_head.weight.device)
-    head = model.decoder_head
-    if precision == "fp32":
-        return head
-    with torch.no_grad():
-        weight = head.weight.t().to(torch.bfloat16).contiguous()  # (H, D), converted once
-
-    def bf16(hidden: torch.Tensor) -> torch.Tensor:
-        flat = hidden.reshape(-1, hidden.shape[-1]).to(torch.bfloat16)
-        return (flat @ weight).reshape(*hidden.shape[:-1], -1).float().add_(head.bias)
-
-    return bf16
-
-
-def log_likelihood_fn(model: VAE, x: torch.Tensor,
-                      head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return z (K, B, L) -> log p(x|z) (K, B) for fixed images x (B, D), specialised for speed; `head` is the
-    decoder's last layer as decoder_head_fn returns it (default: the model's own, in fp32).
-
-    For a Bernoulli decoder log p(x|z) = x.l - sum softplus(l) with logits l = W h + b; x.l is folded into the
-    hidden layer (h . W^T x + b . x) so the only pass over the K*B*D logits is one softplus-and-sum, about half
-    the work of the generic binary_cross_entropy_with_logits. Other likelihoods use the model's own formula.
-    """
-    head = model.decoder_head if head is None else head
-    if model.config.likelihood != "bernoulli":
-        return lambda z: model.log_likelihood(x, head(model.decoder_body(z)))
-    x_back = x @ model.decoder_head.weight  # (B, H): W^T x, once per image instead of once per sample
-    x_bias = x @ model.decoder_head.bias  # (B,)
-
-    def fast(z: torch.Tensor) -> torch.Tensor:
-        hidden = model.decoder_body(z)
-        # vecdot, not einsum: einsum turns this into 16 tiny bmm calls, 6x slower (0.46 vs 0.07 ms per chunk)
-        return torch.linalg.vecdot(hidden, x_back).add_(x_bias).sub_(softplus_sum(head(hidden)))
-
-    return fast
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -117,24 +75,6 @@ def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: 
         return list(pool.map(fn, range(len(chunks)), chunks))
 
 
-def bf16_matmul_supported(device: torch.device) -> bool:
-    """True where bf16 matmuls run natively: GPUs, and CPUs with AMX or AVX512-BF16 (elsewhere torch emulates
-    them, slower than fp32, so bf16 would cost precision and buy nothing)."""
-    if device.type != "cpu":
-        return True
-    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
-    return any(check is not None and check() for check in checks)
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse an unknown precision, and bf16 where this device has no native bf16 matmuls."""
-    if precision not in PRECISIONS:
-        raise ParamsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16" and not bf16_matmul_supported(device):
-        raise ParamsError("precision bf16 needs native bf16 matmuls (a GPU, or a CPU with AVX512-BF16 or AMX); "
-                          "use fp32 on this machine")
-
-
 def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances (N, L) of every image, in chunks."""
     with torch.inference_mode():
@@ -158,24 +98,20 @@ def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: i
         with torch.inference_mode():
             xb = x[rows]
             mu, logvar = model.encode(xb)
-            log_px = log_likelihood_fn(model, xb, head)
-            std, half_logvar = torch.exp(0.5 * logvar), 0.5 * logvar.sum(-1)
+            log_px = model.log_likelihood_fn(xb, head)
             lse = torch.full((len(xb),), -math.inf, dtype=mu.dtype, device=mu.device)
             ll_sum = torch.zeros_like(lse)
             for cols in _chunks(samples, chunk_samples):
-                # z = mu + std * eps as in objective.reparameterize, keeping eps: then log p(z) - log q(z|x)
-                # = -(|z|^2 - |eps|^2) / 2 + sum(logvar) / 2, two cheap passes instead of two log_normal calls.
-                eps = torch.randn((cols.stop - cols.start, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
-                z = mu + std * eps
+                z, eps = sample_latents(mu, logvar, cols.stop - cols.start, generator)
                 ll = log_px(z)
-                log_w = ll - 0.5 * (z.square() - eps.square()).sum(-1) + half_logvar
+                log_w = ll + log_prior_ratio(z, eps, logvar)
                 lse = torch.logaddexp(lse, torch.logsumexp(log_w, dim=0))
                 ll_sum += ll.sum(0)
                 if progress is not None:
                     progress.update(len(xb) * (cols.stop - cols.start))
             return lse - math.log(samples), ll_sum / samples, gaussian_kl(mu, logvar).sum(-1)
 
-    head = decoder_head_fn(model, precision)  # checks the precision before any work, converts bf16 weights once
+    head = model.decoder_head_fn(precision)  # checks the precision before any work, converts bf16 weights once
     parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device, workers)
     return SampleStats(*(torch.cat([part[i] for part in parts]) for i in range(3)))
 

@@ -168,3 +168,24 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+PRECISIONS = ("fp32", "bf16")  # matmul precisions of the decoder head in the estimators
+
+
+def bf16_matmul_supported(device: torch.device) -> bool:
+    """True where bf16 matmuls run natively: GPUs, and CPUs with AMX or AVX512-BF16 (elsewhere torch emulates
+    them, slower than fp32, so bf16 would cost precision and buy nothing)."""
+    if device.type != "cpu":
+        return True
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse an unknown precision, and bf16 where this device has no native bf16 matmuls."""
+    if precision not in PRECISIONS:
+        raise ParamsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and not bf16_matmul_supported(device):
+        raise ParamsError("precision bf16 needs native bf16 matmuls (a GPU, or a CPU with AVX512-BF16 or AMX); "
+                          "use fp32 on this machine")

@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from vaeops.training.model import VAE, ModelConfig, bernoulli_log_prob, softplus_sum
-from vaeops.training.objective import (
+from vaeops.model.objectives import (
     elbo_terms,
     gaussian_kl,
     iwae_bound,
@@ -18,6 +17,7 @@ from vaeops.training.objective import (
     log_normal,
     reparameterize,
 )
+from vaeops.model.vae import VAE, ModelConfig, bernoulli_log_prob, softplus_sum
 
 
 def gen(seed: int) -> torch.Generator:

@@ -10,7 +10,7 @@ import torch
 
 from vaeops.core.errors import CheckpointError
 from vaeops.core.fileio import write_bytes_atomic
-from vaeops.training.model import VAE, ModelConfig
+from vaeops.model.vae import VAE, ModelConfig
 
 
 def save_checkpoint(paths: str | Path | list[str | Path], state: dict[str, Any]) -> None:
