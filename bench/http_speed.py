@@ -63,7 +63,7 @@ def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.P
     params = root / "serve.yaml"
     params.write_text(yaml.safe_dump(complete_params({"serve": {"model_dir": str(onnx_dir), "max_batch": 256,
                                                                 "workers": workers}})))
-    process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "-S", "serve.port=0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     for line in iter(process.stdout.readline, ""):

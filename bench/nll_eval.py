@@ -50,7 +50,7 @@ def train_model(mnist: Path, epochs: int, workdir: Path) -> tuple[Path, Path]:
     params = load_params(REPO / "params.yaml", overrides)
     started = time.perf_counter()
     prepare(params)
-    train(params, variant="vae")
+    train(params)
     print(f"prepared MNIST and trained 784-400-20 for {epochs} epochs in {time.perf_counter() - started:.0f} s")
     return workdir / "models" / "vae" / "best.pt", workdir / "prepared"
 

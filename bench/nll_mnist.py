@@ -47,14 +47,14 @@ def train_within(overridden: dict, minutes: float) -> dict:
     started = time.perf_counter()
     deadline = started + 60 * minutes
     params_for = lambda epochs: load_params(REPO / "params.yaml", {**overridden, "train.epochs": epochs})  # noqa: E731
-    summary = train(params_for(1), variant="vae")
+    summary = train(params_for(1))
     while True:
         done = summary["epochs_run"]
         pace = (time.perf_counter() - started) / done
         more = int((deadline - time.perf_counter()) / pace)
         if more < 1:
             return summary
-        summary = train(params_for(done + more), variant="vae", resume=True)
+        summary = train(params_for(done + more), resume=True)
 
 
 def overrides(args: argparse.Namespace, workdir: Path, objective: str) -> dict:
@@ -95,7 +95,7 @@ def main() -> None:
             if not (prepared / "manifest.json").exists():
                 prepare(params)
             started = time.perf_counter()
-            summary = train_within(overridden, args.minutes) if args.minutes else train(params, variant="vae")
+            summary = train_within(overridden, args.minutes) if args.minutes else train(params)
             train_seconds = time.perf_counter() - started
             model, _ = load_model(workdir / objective / "models" / "vae" / "best.pt", manifest_sha256(prepared))
             images, _ = load_split(prepared, "test")

@@ -20,16 +20,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(__file__).resolve().parents[1] / ".prefect" / "storage"))
 from retrain import retrain  # noqa: E402  (flows/ is not a package: the entry script's folder)
 
+from vaeops.core.errors import VaeopsError  # noqa: E402
+from vaeops.core.params import load_params, parse_assignments  # noqa: E402
+
 NAME = "nightly"
 CRON = "0 3 * * *"  # 03:00 every day (UTC unless --timezone says otherwise)
 REPO = Path(__file__).resolve().parents[1]
 TAGS = ["vaeops", "retrain"]
 
 
-def parameters(params_file: str = "params.yaml", dataset: str | None = None, source_dir: str | None = None,
-               force_retrain: bool = False, accept_contract_change: bool = False) -> dict:
+def parameters(params_file: str = "params.yaml", overrides: dict | None = None, force_retrain: bool = False,
+               accept_contract_change: bool = False) -> dict:
     """The flow parameters every scheduled run gets (the same names as the flow's arguments)."""
-    return {"params_file": params_file, "dataset": dataset, "source_dir": source_dir, "force_retrain": force_retrain,
+    return {"params_file": params_file, "overrides": overrides, "force_retrain": force_retrain,
             "accept_contract_change": accept_contract_change}
 
 
@@ -51,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cron", default=CRON, help="schedule (default: %(default)r)")
     parser.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule, e.g. Europe/Berlin (default: %(default)s)")
     parser.add_argument("--params", default="params.yaml", help="params file each run reads")
-    parser.add_argument("--dataset", help="data.dataset for every run (default: the params file's)")
-    parser.add_argument("--source-dir", help="data.source_dir for every run: where new IDX files arrive")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
+                        help="a params.yaml key every run sets (repeatable), e.g. -S data.source_dir=/data/incoming")
     parser.add_argument("--force-retrain", action="store_true", help="every run retrains, even with nothing changed")
     parser.add_argument("--accept-contract-change", action="store_true",
                         help="every run may promote a model with another input contract (rarely what you want)")
@@ -62,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         print("PREFECT_API_URL is not set: start `prefect server start` and export "
               "PREFECT_API_URL=http://127.0.0.1:4200/api (the temporary server has no scheduler)", file=sys.stderr)
         return 2
-    flow_parameters = parameters(args.params, args.dataset, args.source_dir, args.force_retrain,
-                                 args.accept_contract_change)
+    try:
+        overrides = parse_assignments(args.assignments)
+        load_params(args.params, overrides)
+    except VaeopsError as exc:
+        print(f"deploy: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    flow_parameters = parameters(args.params, overrides or None, args.force_retrain, args.accept_contract_change)
     if args.work_pool:
         # The worker pulls the code from this checkout; a Docker or Kubernetes pool would use an image instead.
         retrain.from_source(source=str(REPO), entrypoint="flows/retrain.py:retrain").deploy(

@@ -1,16 +1,15 @@
-"""Retraining as a Prefect 3 flow: prepare -> validate -> drift -> train (vae, plugin, autoencoder) -> evaluate -> export -> promote.
+"""Retraining as a Prefect 3 flow: prepare, validate, drift, train (vae, plugin, autoencoder), evaluate, export, promote.
 
-Every task calls the same stage function as `vaeops <stage>` and `dvc repro`. The task cache is keyed on what dvc.yaml
-says the stage reads (file hashes + params values), so an unchanged stage is skipped. Run from the repo root:
-`python flows/retrain.py [--params params.yaml] [--dataset mnist --source-dir DIR] [--force-retrain]
-[--accept-contract-change]`.
+Every task calls the same stage function as `vaeops <stage>` and `dvc repro`, from the one registry (vaeops.stages).
+The task cache is keyed on what dvc.yaml says the stage reads (file hashes + params values), so an unchanged stage
+is skipped. Run from the repo root: `python flows/retrain.py [--params params.yaml] [-S section.key=value ...]
+[--force-retrain] [--accept-contract-change]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import importlib
 import json
 import logging
 import os
@@ -19,11 +18,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+REPO = Path(__file__).resolve().parents[1]
+# Run directly or through `make run`, the flow behaves the same: Prefect's state and task cache in the checkout's
+# .prefect/ (git-ignored), no telemetry, and time for a first start of Prefect's temporary server on 2 busy cores.
+# Set before Prefect is imported; a caller's own settings (the tests', a deployment's) win.
+for _name, _value in {"PREFECT_HOME": str(REPO / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                      "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
+                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}.items():
+    os.environ.setdefault(_name, _value)
 
-from vaeops.core.errors import (
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE  # noqa: E402
+
+from vaeops.core.errors import (  # noqa: E402
     CheckpointError,
     DataError,
     DownloadError,
@@ -33,27 +41,12 @@ from vaeops.core.errors import (
     VaeopsError,
     ValidationFailed,
 )
-from vaeops.core.params import Params, load_params
-from vaeops.lifecycle import record as dvc_record
-from vaeops.lifecycle.fingerprint import (
-    StageSpec,
-    fingerprint,
-    outputs_digest,
-    stage_specs,
-)
+from vaeops.bundle.manifest import PROFILE  # noqa: E402
+from vaeops.core.params import Params, load_params, parse_assignments  # noqa: E402
+from vaeops.lifecycle import record as dvc_record  # noqa: E402
+from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest, stage_specs  # noqa: E402
+from vaeops.stages import STAGES, Stage  # noqa: E402
 
-# dvc.yaml stage -> (module, stage function, keyword arguments): the one implementation of each stage.
-STAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "prepare": ("vaeops.data.prepare", "prepare", {}),
-    "validate": ("vaeops.data.validate", "validate", {}),
-    "drift": ("vaeops.data.drift", "drift", {}),
-    "train@vae": ("vaeops.training.train", "train", {"variant": "vae"}),
-    "train@plugin": ("vaeops.training.train", "train", {"variant": "plugin"}),
-    "train@autoencoder": ("vaeops.training.train", "train", {"variant": "autoencoder"}),
-    "evaluate": ("vaeops.evaluation.evaluate", "evaluate", {}),
-    "export": ("vaeops.export.export", "export", {}),
-    "promote": ("vaeops.lifecycle.promote", "promote", {}),
-}
 # Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks. A download
 # that failed is a DataError too, but the network may be back on the next try.
 PERMANENT = (ParamsError, DataError, ValidationFailed, TrainingDiverged, CheckpointError, ExportError)
@@ -64,35 +57,30 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(state.data, DownloadError) or not isinstance(state.data, PERMANENT)
 
 
-def run_stage(stage: str, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call the stage function (looked up at call time) and return its small summary and a digest of what it wrote."""
-    module, function, kwargs = STAGES[stage]
-    summary = getattr(importlib.import_module(module), function)(load_params(params_file, overrides), **kwargs)
-    summary = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else summary or {}
+def run_stage(stage: Stage, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Call the stage function with its params (the stage's fixed keys on top) and return its small summary and a
+    digest of what it wrote."""
+    result = stage.load()(load_params(params_file, {**(overrides or {}), **stage.fixed}))
+    summary = result.model_dump(mode="json") if hasattr(result, "model_dump") else result or {}
     scalars = {k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))}
     return {"summary": scalars, "outs": outputs_digest(outs)}
 
 
-def stage_task(name: str, **options: Any):
-    """A cached Prefect task for one stage. Its arguments are its cache key: the repo root (two checkouts never share
-    results), the params file, the stage, its outs and `key`, the fingerprint of all the stage reads."""
+def stage_task(stage: Stage) -> Any:
+    """The cached Prefect task of one stage, named after it, retried on transient failures only. Its arguments are
+    its cache key: the repo root (two checkouts never share results), the params file, the stage's outs, `key` (the
+    fingerprint of all the stage reads) and the run-only overrides it sees."""
 
-    @task(name=name, task_run_name="{stage}", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, **options)
-    def run(root: str, params_file: str, stage: str, outs: tuple[str, ...], key: str,
+    @task(name=stage.name, task_run_name=stage.name, cache_policy=INPUTS + TASK_SOURCE, persist_result=True,
+          retries=len(stage.retries), retry_delay_seconds=list(stage.retries) or 0, retry_condition_fn=transient)
+    def run(root: str, params_file: str, name: str, outs: tuple[str, ...], key: str,
             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         return run_stage(stage, params_file, outs, overrides)
 
     return run
 
 
-IO_RETRIES = {"retries": 1, "retry_delay_seconds": 10, "retry_condition_fn": transient}
-prepare_task = stage_task("prepare", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
-validate_task = stage_task("validate")  # a verdict on the data: a retry would give the same answer
-drift_task = stage_task("drift")  # likewise
-train_task = stage_task("train", **IO_RETRIES)
-evaluate_task = stage_task("evaluate", **IO_RETRIES)
-export_task = stage_task("export", **IO_RETRIES)
-promote_task = stage_task("promote", **IO_RETRIES)
+TASKS = {stage.name: stage_task(stage) for stage in STAGES}
 
 
 @task(name="record", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[10, 30, 60], retry_condition_fn=transient)
@@ -168,70 +156,71 @@ def publish_results(params: Params, decision: dict[str, Any]) -> None:
                                  description=str(report))
 
 
-def run_step(stage: str, run: Any, specs: dict[str, StageSpec], params: Params, params_file: str,
-             done: dict[str, str], refresh: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def extra_inputs(stage: str, params: Params) -> tuple[str, ...]:
+    """Inputs a stage reads that dvc.yaml does not declare: a data feed's files, the champion's data profile (drift
+    compares with it; declaring it would put drift after promote), the pin that tells the gate to keep the champion."""
+    if stage == "prepare" and params.data.source_dir:
+        return (params.data.source_dir,)
+    if stage == "drift":
+        return (str(Path(params.promote.champion_dir) / PROFILE),)
+    if stage == "promote":
+        return (str(Path(params.promote.history_dir) / "pin.json"),)
+    return ()
+
+
+def run_step(stage: Stage, specs: dict[str, StageSpec], params: Params, params_file: str, done: dict[str, str],
+             refresh: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one stage task (or take its cached result) and return its summary; a failed stage raises its error."""
     logger = get_run_logger()
-    logger.info("%s: started", stage)
+    logger.info("%s: started", stage.name)
     started = time.perf_counter()
-    spec = specs[stage]
-    # Inputs outside dvc.yaml: the files of a data feed, and the pin that tells the gate to keep the champion.
-    extra = ((params.data.source_dir,) if stage == "prepare" and params.data.source_dir
-             else (str(Path(params.promote.history_dir) / "pin.json"),) if stage == "promote" else ())
+    spec, run = specs[stage.name], TASKS[stage.name]
     # Run-only overrides (an accepted contract change) reach the stages that read those keys, and their cache keys,
     # but not params.yaml; the other stages keep their cached results.
     mine = {key: value for key, value in (overrides or {}).items()
             if any(key == name or key.startswith(name + ".") for name in spec.params)}
-    args = (os.getcwd(), params_file, stage, spec.outs, fingerprint(spec, params, extra), mine or None)
+    key = fingerprint(spec, params, extra_inputs(stage.name, params))
+    args = (os.getcwd(), params_file, stage.name, spec.outs, key, mine or None)
     state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
     if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec.outs):
         # The inputs are unchanged but the outputs were changed or deleted since: the cache cannot stand in for them.
         state = run.with_options(refresh_cache=True)(*args, return_state=True)
-    done[stage] = "failed" if not state.is_completed() else "skipped (cached)" if state.name == "Cached" else "ran"
-    logger.info("%s: %s in %.1f s", stage, done[stage], time.perf_counter() - started)
+    done[stage.name] = "failed" if not state.is_completed() else "skipped (cached)" if state.name == "Cached" else "ran"
+    logger.info("%s: %s in %.1f s", stage.name, done[stage.name], time.perf_counter() - started)
     return state.result()["summary"]
 
 
-@flow(name="vaeops-retrain", description=__doc__.splitlines()[0])
-def retrain(params_file: str = "params.yaml", dataset: str | None = None, source_dir: str | None = None,
-            force_retrain: bool = False, accept_contract_change: bool = False) -> dict[str, Any]:
-    """Retrain on the configured (or given) data, gate the new model, promote it if it wins, record it with DVC.
+# What each stage publishes as a Prefect artifact once it ends, failed or not.
+PUBLISH = {"validate": lambda params: publish_validation(params), "drift": lambda params: publish_drift(params)}
 
-    `dataset` / `source_dir` override the `data` section and are written into the params file (as `dvc exp run -S`
-    does) so dvc.lock records the data this run used. `force_retrain` retrains even when the cache says nothing changed.
+
+@flow(name="vaeops-retrain", description=__doc__.splitlines()[0])
+def retrain(params_file: str = "params.yaml", overrides: dict[str, Any] | None = None, force_retrain: bool = False,
+            accept_contract_change: bool = False) -> dict[str, Any]:
+    """Retrain on the configured data, gate the new model, promote it if it wins, record it with DVC.
+
+    `overrides` ("section.key" -> value, what `-S` gives) are written into the params file first, keeping its
+    formatting, as `dvc exp run -S` does, so dvc.lock records what this run used. `accept_contract_change` is a
+    decision for this run only (it is never written). `force_retrain` retrains even when nothing changed.
     """
     logger = get_run_logger()
-    overrides = {f"data.{k}": v for k, v in (("dataset", dataset), ("source_dir", source_dir)) if v is not None}
     if overrides and dvc_record.set_params(params_file, overrides):
         logger.info("wrote %s into %s", overrides, params_file)
     run_overrides = {"promote.accept_contract_change": True} if accept_contract_change else {}
     params = load_params(params_file, run_overrides or None)
     specs = stage_specs(".")
-    missing = sorted(set(STAGES) - set(specs))
-    if missing:
-        raise ParamsError(f"dvc.yaml has no stage(s) {', '.join(missing)}: the flow and `dvc repro` must run the same pipeline")
+    check_pipeline(specs)
     done: dict[str, str] = {}
     outcome: dict[str, Any] = {"stages": done, "report": str(Path(params.evaluate.out_dir) / "report.md")}
-
-    def step(stage: str, run: Any, refresh: bool = False) -> None:
-        run_step(stage, run, specs, params, params_file, done, refresh, run_overrides)
-
     try:
-        step("prepare", prepare_task)
-        try:
-            step("validate", validate_task)
-        finally:
-            publish_validation(params)
-        try:
-            step("drift", drift_task)
-        finally:
-            publish_drift(params)
-        outcome["drift"] = read_json(params.drift.report)
-        for stage in ("train@vae", "train@plugin", "train@autoencoder"):
-            step(stage, train_task, refresh=force_retrain)
-        step("evaluate", evaluate_task)
-        step("export", export_task)
-        step("promote", promote_task)
+        for stage in STAGES:
+            try:
+                run_step(stage, specs, params, params_file, done, force_retrain and stage.command == "train",
+                         run_overrides)
+            finally:
+                PUBLISH.get(stage.name, lambda _: None)(params)
+            if stage.name == "drift":
+                outcome["drift"] = read_json(params.drift.report)
         decision = read_json(params.promote.decision)
         outcome.update(metrics=headline(params), promotion=decision)
         publish_results(params, decision)
@@ -249,6 +238,14 @@ def retrain(params_file: str = "params.yaml", dataset: str | None = None, source
     create_markdown_artifact(key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n",
                              description="stages, metrics, decision")
     return outcome
+
+
+def check_pipeline(specs: dict[str, StageSpec]) -> None:
+    """The registry and dvc.yaml (read by DVC's own parser) must hold the same stages in the same order."""
+    ours, theirs = [stage.name for stage in STAGES], list(specs)
+    if ours != theirs:
+        raise ParamsError(f"dvc.yaml's stages {theirs} differ from the flow's {ours}: the flow and `dvc repro` must "
+                          "run the same pipeline (vaeops/stages.py is the registry)")
 
 
 def format_summary(outcome: dict[str, Any]) -> str:
@@ -286,18 +283,26 @@ def main(argv: list[str] | None = None) -> int:
     """`python flows/retrain.py`: one run of the flow, then the summary on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--dataset", help="override data.dataset (digits, mnist, fashion-mnist)")
-    parser.add_argument("--source-dir", help="override data.source_dir: a folder with the four IDX files")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
+                        help="set a params.yaml key for this and later runs (written into the file, as `dvc exp run "
+                             "-S` does; repeatable), e.g. -S data.dataset=mnist -S data.source_dir=DIR")
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
     parser.add_argument("--accept-contract-change", action="store_true",
-                        help="let the gate promote a model with another input contract (image shape, likelihood)")
+                        help="let the gate promote a model with another input contract (image shape, likelihood); "
+                             "this run only, never written into params.yaml")
     args = parser.parse_args(argv)
+    try:  # a bad key or value is refused by name before Prefect starts
+        overrides = parse_assignments(args.assignments)
+        load_params(args.params, overrides)
+    except VaeopsError as exc:
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     quiet_task_states()
     lines: list[str] = []
     # Printed at exit, after Prefect has flushed its logs and stopped its temporary server (their exit handlers are
     # registered later, so they run first): the summary is the last thing on the terminal.
     atexit.register(lambda: print("\n" + "\n".join(lines), flush=True))
-    state = retrain(args.params, args.dataset, args.source_dir, args.force_retrain, args.accept_contract_change,
+    state = retrain(args.params, overrides or None, args.force_retrain, args.accept_contract_change,
                     return_state=True)
     if state.is_completed():
         lines.append(format_summary(state.result()))

@@ -115,7 +115,7 @@ def good_prepared(project):
     "case, message",
     [
         ("malformed params", "params.yaml is not valid YAML"),
-        ("unknown data set", "unknown data set 'emnist'"),
+        ("unknown data set", "data.dataset: Input should be 'digits', 'mnist' or 'fashion-mnist', got 'emnist'"),
         ("no source", "data.source_dir is null and data.download is false"),
         ("missing file", "lacks t10k-images-idx3-ubyte"),
         ("truncated IDX", "train-images-idx3-ubyte: truncated IDX data"),
@@ -173,13 +173,13 @@ def test_real_mnist_keeps_official_test_set(project, set_params, mnist_dir):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"data.val_fraction": 0.0}, "data.val_fraction must be above 0"),
-        ({"data.test_fraction": 1.0}, r"data.test_fraction must be in \[0, 1\)"),
-        ({"data.seed": -1}, "data.seed must be >= 0"),
+        ({"data.val_fraction": 0.0}, "data.val_fraction: Input should be greater than 0, got 0.0"),
+        ({"data.test_fraction": 1.0}, "data.test_fraction: Input should be less than 1, got 1.0"),
+        ({"data.seed": -1}, "data.seed: Input should be greater than or equal to 0, got -1"),
         ({"data.urls": ["ftp://mirror/"]}, "data.urls: 'ftp://mirror/' is not an http"),
         ({"validate.class_share_min": 0.3, "validate.class_share_max": 0.2}, r"validate.class_share_min \(0.3\) is above validate.class_share_max \(0.2\)"),
-        ({"validate.ink_fraction_max": 1.5}, r"validate.ink_fraction_max must be in \[0, 1\]"),
-        ({"validate.min_rows": -5}, "validate.min_rows must be >= 0"),
+        ({"validate.ink_fraction_max": 1.5}, "validate.ink_fraction_max: Input should be less than or equal to 1"),
+        ({"validate.min_rows": -5}, "validate.min_rows: Input should be greater than or equal to 0, got -5"),
     ],
 )
 def test_out_of_range_data_and_validate_params_are_refused(set_params, changes, message):

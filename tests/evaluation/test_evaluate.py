@@ -111,7 +111,7 @@ def test_evaluate_writes_every_output_and_repeats_exactly(project: Path):
 
 
 def test_cli_evaluate_succeeds(project: Path, capsys: pytest.CaptureFixture):
-    assert main(["evaluate", "--params", "params.yaml", "--nll-k", "8"]) == 0
+    assert main(["evaluate", "--params", "params.yaml", "-S", "evaluate.nll_k=8"]) == 0
     assert json.loads((project / "reports/metrics.json").read_text())["nll_k"] == 8
     assert '"models"' in capsys.readouterr().out
 

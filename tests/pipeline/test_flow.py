@@ -144,7 +144,7 @@ def test_corrupted_data_fails_at_validation_and_nothing_later_runs(project, firs
     for prefix, count in (("train", 60000), ("t10k", 10000)):
         write_idx(feed / f"{prefix}-images-idx3-ubyte.gz", np.zeros((count, 28, 28), np.uint8))
         write_idx(feed / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 10).astype(np.uint8))
-    state, artifacts, task_runs = run_flow(dataset="mnist", source_dir=str(feed))
+    state, artifacts, task_runs = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(feed)})
     assert state.is_failed()
     with pytest.raises(ValidationFailed):
         state.result()
@@ -157,10 +157,10 @@ def test_deployment_carries_the_cron_schedule_and_flow_parameters(prefect_api):
     import deploy
     import retrain
 
-    deployment = deploy.nightly_deployment(source_dir="/data/incoming")
+    deployment = deploy.nightly_deployment(overrides={"data.source_dir": "/data/incoming"})
     assert deployment.name == "nightly"
     assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-    assert deployment.parameters == {"params_file": "params.yaml", "dataset": None, "source_dir": "/data/incoming",
+    assert deployment.parameters == {"params_file": "params.yaml", "overrides": {"data.source_dir": "/data/incoming"},
                                      "force_retrain": False, "accept_contract_change": False}
     assert set(deployment.parameters) == set(retrain.retrain.parameters.properties)
     assert deployment.flow_name == retrain.retrain.name
@@ -174,6 +174,9 @@ def test_set_params_keeps_comments_and_refuses_unknown_keys(tmp_path):
     assert "data.seed" not in path.read_text() and "seed: 3" in path.read_text()
     assert "# digits (bundled, no network)" in path.read_text()
     assert not set_params(path, {"data.seed": 3})
+    original = (REPO / "params.yaml").read_text().splitlines()
+    changed = [(old, new) for old, new in zip(original, path.read_text().splitlines()) if old != new]
+    assert len(changed) == 1 and changed[0][0].replace("seed: 0", "seed: 3") == changed[0][1]  # no other byte moves
     set_params(path, {"train.lr": 1e-6, "data.source_dir": None})  # PyYAML must read back a float and a null
     assert load_params(path).train.lr == 1e-6 and load_params(path).data.source_dir is None
     before = path.read_text()
@@ -211,4 +214,22 @@ def test_the_flow_runs_exactly_the_stages_of_dvc_yaml():
     import retrain
     from vaeops.lifecycle.fingerprint import stage_specs
 
-    assert set(stage_specs(REPO)) == set(retrain.STAGES)
+    specs = stage_specs(REPO)
+    assert list(specs) == [stage.name for stage in retrain.STAGES]  # the same stages, in order
+    params = load_params(REPO / "params.yaml")
+    for spec in specs.values():  # every params key dvc.yaml names is a key of the typed params
+        for key in spec.params:
+            params.value(key)
+
+
+def test_dvc_runs_the_stages_in_the_registry_order():
+    """DVC's own graph: no stage depends on one the registry (and so the flow) runs later; drift gates training."""
+    from dvc.repo import Repo
+
+    from vaeops.stages import STAGES
+
+    order = [stage.name for stage in STAGES]
+    with Repo(str(REPO)) as repo:
+        edges = [(a.name, b.name) for a, b in repo.index.graph.edges]  # (dependent, dependency)
+    assert edges and all(order.index(dependency) < order.index(dependent) for dependent, dependency in edges)
+    assert ("train@vae", "drift") in edges

@@ -88,7 +88,7 @@ def service(project, versions):
     state, _, _ = run_flow()
     assert state.is_completed(), state
     versions["v1"] = state.result()["promotion"]["champion"]
-    server = Server(["--params", "params.yaml", "--port", "0"])
+    server = Server(["--params", "params.yaml", "-S", "serve.port=0"])
     stream = Stream(server.url())
     yield server, stream
     stream.close()
@@ -131,7 +131,7 @@ def test_a_challenger_better_only_on_its_own_split_is_not_promoted(project, serv
 def test_another_input_contract_is_refused_then_accepted_and_the_server_follows(project, service, feeds, versions):
     server, stream = service
     feed = digits_feed(feeds / "mnist")
-    state, _, _ = run_flow(dataset="mnist", source_dir=str(feed))
+    state, _, _ = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(feed)})
     assert state.is_completed(), state
     outcome = state.result()
     assert not outcome["drift"]["comparable"]  # another image shape: the gate, not drift, decides
@@ -140,7 +140,7 @@ def test_another_input_contract_is_refused_then_accepted_and_the_server_follows(
                for r in outcome["promotion"]["reasons"])
     assert champion_version(project) == versions["v1"]
 
-    state, _, _ = run_flow(dataset="mnist", source_dir=str(feed), accept_contract_change=True)
+    state, _, _ = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(feed)}, accept_contract_change=True)
     assert state.is_completed(), state
     outcome = state.result()
     assert outcome["stages"]["promote"] == "ran" and outcome["stages"]["train@vae"] == "skipped (cached)"
@@ -177,20 +177,20 @@ def test_the_drift_gate_stops_broken_feeds_and_lets_a_mild_shift_train(project, 
     sh("vaeops", "champion", "rollback", versions["v2"], cwd=project)  # the MNIST-shaped champion again
     stream.wait_for(versions["v2"], since=asked)
 
-    state, _, task_runs = run_flow(dataset="mnist", source_dir=str(digits_feed(feeds / "no-sevens", drop_class=7, seed=1)))
+    state, _, task_runs = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "no-sevens", drop_class=7, seed=1))})
     assert state.is_failed()
     with pytest.raises(DataError, match=r"class\(es\) \[7\] have no images"):
         state.result()
     assert [(run.name, run.run_count) for run in task_runs] == [("prepare", 1)]  # a data fault is not retried
 
-    state, artifacts, task_runs = run_flow(dataset="mnist", source_dir=str(digits_feed(feeds / "dim", brightness=0.6, seed=1)))
+    state, artifacts, task_runs = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "dim", brightness=0.6, seed=1))})
     assert state.is_failed()
     with pytest.raises(DriftFailed, match="drifted from the champion's"):
         state.result()
     assert sorted(run.name for run in task_runs) == ["drift", "prepare", "validate"]
     assert json.loads((project / "reports" / "drift.json").read_text())["level"] == "fail"
 
-    state, _, _ = run_flow(dataset="mnist", source_dir=str(digits_feed(feeds / "mild", brightness=0.97, seed=1)))
+    state, _, _ = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "mild", brightness=0.97, seed=1))})
     assert state.is_completed(), state
     outcome = state.result()
     assert outcome["drift"]["level"] == "warn" and outcome["stages"]["train@vae"] == "ran"

@@ -21,7 +21,7 @@ def serve_project(tmp_path_factory):
 def served(serve_project):
     """The real server on a free loopback port (max_batch 16, 200 kB bodies): (HTTP client, torch model, manifest)."""
     root, _, model, manifest = serve_project
-    server = Server(["--params", str(root / "params.yaml"), "--port", "0"])
+    server = Server(["--params", str(root / "params.yaml"), "-S", "serve.port=0"])
     try:
         with httpx.Client(base_url=server.url(), timeout=30) as client:
             yield client, model, manifest

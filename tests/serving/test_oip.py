@@ -185,7 +185,7 @@ def test_metrics_show_real_requests(served):
 def test_two_workers_share_the_port_and_their_metrics_add_up(tmp_path):
     params, _ = make_project(tmp_path)
     export(params)
-    server = Server(["--params", str(tmp_path / "params.yaml"), "--port", "0", "--workers", "2"])
+    server = Server(["--params", str(tmp_path / "params.yaml"), "-S", "serve.port=0", "-S", "serve.workers=2"])
     try:
         url = server.url()
         with httpx.Client(base_url=url, timeout=30) as client:
@@ -204,13 +204,16 @@ def run_serve(*args: str, params: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--port", "99999"], r"argument --port: must be in \[0, 65535\]"),
-    (["--port", "-1"], r"argument --port: must be in \[0, 65535\]"),
-    (["--port", "http"], "argument --port: must be an integer"),
-    (["--host", "no-such-host.invalid"], "argument --host: 'no-such-host.invalid' is neither"),
+    (["-S", "serve.port=99999"], "serve.port: Input should be less than or equal to 65535, got 99999"),
+    (["-S", "serve.port=-1"], "serve.port: Input should be greater than or equal to 0, got -1"),
+    (["-S", "serve.port=http"], "serve.port: Input should be a valid integer, got 'http'"),
+    (["-S", "serve.host=no-such-host.invalid"], "cannot listen on no-such-host.invalid:0"),
+    (["-S", "serve.prot=80"], "override 'serve.prot': the 'serve' section has no key 'prot'"),
 ])
-def test_bad_port_and_host_are_refused_naming_the_option(tmp_path, args, message):
-    result = run_serve(*args, params=str(tmp_path / "params.yaml"))
+def test_bad_port_and_host_are_refused_naming_the_key(tmp_path, args, message):
+    params, _ = make_project(tmp_path)
+    export(params)
+    result = run_serve("-S", "serve.port=0", *args, params=str(tmp_path / "params.yaml"))
     assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
 
 
@@ -221,5 +224,5 @@ def test_a_taken_port_exits_2_naming_the_address(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = run_serve("--port", str(port), params=str(tmp_path / "params.yaml"))
+        result = run_serve("-S", f"serve.port={port}", params=str(tmp_path / "params.yaml"))
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr

@@ -52,7 +52,7 @@ def site(tmp_path_factory):
     params = load_params(root / "params.yaml")
     export(params)
     assert promote(params)["promoted"]
-    server = Server(["--params", str(root / "params.yaml"), "--port", "0"])
+    server = Server(["--params", str(root / "params.yaml"), "-S", "serve.port=0"])
     try:
         yield server.url(), model
     finally:

@@ -15,7 +15,7 @@ import yaml
 
 from onnx_helpers import Server, make_checkpoint, make_project
 from vaeops.core.fileio import atomic_directory
-from vaeops.core.params import load_params
+from vaeops.core.params import ServeParams, load_params
 from vaeops.dataset.splits import manifest_sha256
 from vaeops.export.export import export
 from vaeops.serving.reload import INSTALL_RECORD, ModelHolder
@@ -96,7 +96,7 @@ def test_a_running_server_switches_under_load_with_no_failed_request(exports, tm
     raw["serve"].update(model_dir=str(champion), reload_seconds=0.2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     load_params(tmp_path / "params.yaml")
-    server = Server(["--params", str(tmp_path / "params.yaml"), "--port", "0"])
+    server = Server(["--params", str(tmp_path / "params.yaml"), "-S", "serve.port=0"])
     outcomes: list[tuple[int, str]] = []
     stop = threading.Event()
 
@@ -145,7 +145,7 @@ def test_admin_reload_is_refused_from_elsewhere_without_the_token(exports, tmp_p
     from vaeops.serving.serve import create_app
 
     _, folders = exports
-    app = create_app(folders["first"], reload_seconds=0, admin_token="s3cret")
+    app = create_app(ServeParams(model_dir=str(folders["first"]), reload_seconds=0, admin_token="s3cret"))
     with TestClient(app, client=("203.0.113.9", 50000)) as client:  # a remote address, as the app sees it
         assert client.post("/admin/reload").status_code == 403
         allowed = client.post("/admin/reload", headers={"authorization": "Bearer s3cret"})

@@ -13,6 +13,7 @@ import torch
 
 from onnx_helpers import IMAGE_SHAPE, make_project
 from vaeops.core.errors import ModelFileError
+from vaeops.core.params import ServeParams
 from vaeops.export.export import export
 from vaeops.serving.serve import create_app
 
@@ -136,7 +137,7 @@ def test_tampered_export_is_refused_at_startup(tmp_path):
     path = tmp_path / "models" / "onnx" / "reconstruct_mean.onnx"
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(ModelFileError, match="reconstruct_mean.onnx does not match"):
-        create_app(tmp_path / "models" / "onnx")
-    result = subprocess.run([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(tmp_path / "params.yaml"), "--port", "0"],
+        create_app(ServeParams(model_dir=str(tmp_path / "models" / "onnx")))
+    result = subprocess.run([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(tmp_path / "params.yaml"), "-S", "serve.port=0"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "does not match the export manifest" in result.stderr

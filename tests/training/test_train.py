@@ -97,7 +97,7 @@ def test_unavailable_device_is_refused_before_any_work(params_for, project):
 def test_cli_prints_a_message_and_exits_non_zero_on_bad_params(project, capsys):
     (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("  samples: 1 ", "  samples: 0 "))
     assert cli.main(["train", "--params", str(project / "params.yaml")]) == 2
-    assert "train.samples must be >= 1" in capsys.readouterr().err
+    assert "train.samples: Input should be greater than or equal to 1, got 0" in capsys.readouterr().err
 
 
 def test_one_epoch_on_digits_lowers_the_loss(params_for, prepared, project):
@@ -125,7 +125,7 @@ def test_checkpoint_has_what_resume_and_the_later_stages_need(params_for, prepar
 
 
 def test_plugin_variant_trains_and_is_saved_like_any_other_model(params_for, project):
-    summary = train(params_for(train__epochs=3), variant="plugin")
+    summary = train(params_for(train__epochs=3, train__variant="plugin"))
     history = load_checkpoint(project / "models" / "plugin" / "last.pt")["run"]["history"]
     assert history[-1]["val/loss"] < history[0]["val/loss"]
     assert "val/mc_std" not in history[-1]  # nothing is sampled, so there is no Monte-Carlo spread
@@ -133,7 +133,7 @@ def test_plugin_variant_trains_and_is_saved_like_any_other_model(params_for, pro
 
 
 def test_the_autoencoder_has_no_kl_term_and_its_variance_gets_no_gradient(params_for, project):
-    summary = train(params_for(), variant="autoencoder")
+    summary = train(params_for(train__variant="autoencoder"))
     assert summary["latent"] == "mean" and summary["kl_term"] is False
     record = summary["final"]
     assert record["beta"] == 0.0 and record["val/loss"] == pytest.approx(-record["val/recon"])  # the loss is -log p(x|mu)
@@ -147,7 +147,7 @@ def test_the_autoencoder_has_no_kl_term_and_its_variance_gets_no_gradient(params
 
 
 def test_replicates_train_one_model_per_seed_and_the_best_on_validation_is_kept(params_for, project):
-    summary = train(params_for(train__replicates=2, train__epochs=1), variant="vae")
+    summary = train(params_for(train__replicates=2, train__epochs=1))
     folder = project / "models" / "vae"
     choice = (folder / "replicates.json").read_text()
     assert summary["selected_seed"] in (0, 1) and "lowest validation loss" in choice
@@ -155,7 +155,7 @@ def test_replicates_train_one_model_per_seed_and_the_best_on_validation_is_kept(
     assert summary["selected_seed"] == min(losses, key=losses.get)
     seeds = {seed: sha256_file(folder / "replicates" / f"seed-{seed}" / "best.pt") for seed in (0, 1)}
     assert seeds[0] != seeds[1] and sha256_file(folder / "best.pt") == seeds[summary["selected_seed"]]
-    train(params_for(train__epochs=1), variant="vae")  # back to one seed: no stale replicates left for evaluate
+    train(params_for(train__epochs=1))  # back to one seed: no stale replicates left for evaluate
     assert not (folder / "replicates").exists()
 
 

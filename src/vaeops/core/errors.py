@@ -2,9 +2,11 @@
 
 
 class VaeopsError(Exception):
-    """Base class: the CLI prints the message and exits non-zero, with no traceback."""
+    """Base class: the CLI prints the message and exits non-zero, with no traceback; the HTTP service answers with
+    `http_status` and the message."""
 
     exit_code = 2
+    http_status = 500
 
 
 class ParamsError(VaeopsError):
@@ -40,13 +42,19 @@ class ExportError(VaeopsError):
 class InputError(VaeopsError, ValueError):
     """A caller passed inference input of the wrong shape, dtype or range."""
 
+    http_status = 422
+
 
 class BatchTooLarge(InputError):
     """An inference request asks for more images, latents or samples than the configured limit."""
 
+    http_status = 413
+
 
 class ModelFileError(VaeopsError):
     """An exported model folder lacks its manifest or a file, or a file does not match the manifest's sha256."""
+
+    http_status = 503  # the request was fine; the model on disk is not
 
 
 class InferenceFailed(VaeopsError):

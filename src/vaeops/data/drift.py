@@ -66,6 +66,9 @@ def drift(params: Params) -> dict[str, Any]:
                   "messages": [f"no champion data profile at {reference_path}: nothing to compare yet"]}
     report = {**report, "reference": str(reference_path), "warn": cfg.warn, "fail": cfg.fail, "images": current["images"]}
     write_json_atomic(cfg.report, report)
+    # The verdict alone, which training depends on: a new champion changes the scores, not (on the same data) the
+    # verdict, so a rerun of this stage against it does not retrain every model.
+    write_json_atomic(cfg.gate, {"level": report["level"]})
     if report["level"] == "fail":
         raise DriftFailed(f"the new training data drifted from the champion's: {'; '.join(report['messages'])} "
                           f"(report: {cfg.report}); fix the feed, or raise drift.fail if the change is real")
@@ -78,4 +81,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops drift`: compare and print the verdict (exit 3 above drift.fail)."""
-    print(json.dumps(drift(load_params(args.params)), indent=2))
+    print(json.dumps(drift(load_params(args.params, args.overrides)), indent=2))

@@ -111,6 +111,6 @@ def build_manifest(source: Source, splits: dict[str, Arrays], params: Params) ->
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops prepare`: run the stage and print one line per split."""
-    summary = prepare(load_params(args.params))
+    summary = prepare(load_params(args.params, args.overrides))
     counts = ", ".join(f"{name} {count}" for name, count in summary["counts"].items())
     print(f"prepared {summary['dataset']} into {summary['out_dir']}: {counts} images ({summary['seconds']:.1f} s)")

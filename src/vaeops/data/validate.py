@@ -203,4 +203,4 @@ def _jsonable(value: Any) -> Any:
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops validate`: run the gate and print the summary; a failure exits non-zero via ValidationFailed."""
-    print(summary(validate(load_params(args.params))))
+    print(summary(validate(load_params(args.params, args.overrides))))

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from vaeops.core.errors import VaeopsError
+from vaeops.core.params import load_params
 
 VEGA_LITE = "5.21"  # the Vega-Lite major version DVC's plot templates are written for
 STYLE = "body{font-family:system-ui,sans-serif;margin:1rem}table{border-spacing:15px}img{max-width:640px}"
@@ -56,4 +57,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops plots`: write the offline plots page and say where it is."""
+    load_params(args.params, args.overrides)  # DVC reads params.yaml for the plots: refuse a broken one first
     print(f"plots: {render(args.out)} (opens with no network)")

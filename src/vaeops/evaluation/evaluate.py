@@ -248,12 +248,6 @@ def headline_file(metrics: dict[str, Any]) -> dict[str, Any]:
     return headline
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI options of `vaeops evaluate` (everything else comes from the evaluate section of params.yaml)."""
-    parser.add_argument("--nll-k", type=int, default=None, help="override evaluate.nll_k for this run")
-
-
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops evaluate`: run the stage and print its summary."""
-    overrides = {"evaluate.nll_k": args.nll_k} if args.nll_k is not None else None
-    print(json.dumps(evaluate(load_params(args.params, overrides)), indent=2))
+    print(json.dumps(evaluate(load_params(args.params, args.overrides)), indent=2))

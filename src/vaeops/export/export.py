@@ -169,7 +169,7 @@ def export(params: Params) -> dict[str, Any]:
 
 def run_cli(args: Any) -> None:
     """`vaeops export`: export, check, and print where the graphs went."""
-    params = load_params(args.params)
+    params = load_params(args.params, args.overrides)
     manifest = export(params)
     out_dir = params.export.out_dir
     for name, entry in manifest.graphs.items():

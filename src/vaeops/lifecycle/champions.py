@@ -161,7 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run one champion command and say what it did."""
-    params = load_params(args.params)
+    params = load_params(args.params, args.overrides)
     if args.action == "list":
         print(table(params))
     elif args.action == "rollback":

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from vaeops.core.errors import ParamsError
 from vaeops.core.fileio import sha256_bytes, sha256_file
 from vaeops.core.params import Params
 
@@ -58,25 +55,12 @@ def path_digest(path: str | Path) -> str:
     return "missing"
 
 
-def param_value(params: Params, dotted: str) -> Any:
-    """The value behind a dvc.yaml params key: "section.key", or a whole "section"."""
-    section, _, key = dotted.partition(".")
-    if section not in params.sections:
-        raise ParamsError(f"dvc.yaml names params key {dotted!r}, but params.yaml has no section {section!r}")
-    if not key:
-        return params.section_dict(section)
-    values = dataclasses.asdict(params.sections[section])
-    if key not in values:
-        raise ParamsError(f"dvc.yaml names params key {dotted!r}, which the {section!r} section does not have")
-    return values[key]
-
-
 def fingerprint(spec: StageSpec, params: Params, extra_paths: tuple[str, ...] = ()) -> str:
     """One hash of a stage's command, deps (file contents), params values and any extra inputs (e.g. a source folder)."""
     payload = {
         "cmd": spec.cmd,
         "deps": {dep: path_digest(dep) for dep in spec.deps},
-        "params": {key: param_value(params, key) for key in spec.params},
+        "params": {key: params.value(key) for key in spec.params},
         "extra": {path: path_digest(path) for path in extra_paths},
     }
     return sha256_bytes(json.dumps(payload, sort_keys=True, default=str).encode("utf-8"))

@@ -190,14 +190,8 @@ def summary(decision: dict[str, Any]) -> str:
     return "\n".join([head, *(f"  {reason}" for reason in decision["reasons"])])
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--accept-contract-change`; the gate's other settings live in the `promote` section."""
-    parser.add_argument("--accept-contract-change", action="store_true",
-                        help="promote a challenger whose input contract (image shape, likelihood) differs from the champion's")
-
-
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops promote`: run the gate and print the decision (exit 0 whether or not the model was promoted)."""
-    params = load_params(args.params, {"promote.accept_contract_change": True} if args.accept_contract_change else None)
+    params = load_params(args.params, args.overrides)
     print(summary(promote(params)))
     print(f"decision: {params.promote.decision}")

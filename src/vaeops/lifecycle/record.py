@@ -76,6 +76,7 @@ def set_params(path: str | Path, overrides: dict[str, Any]) -> bool:
     path = Path(path)
     load_params(path, overrides)  # refuse a bad value before the file is touched
     yaml = YAML()
+    yaml.preserve_quotes = True  # an untouched key keeps its quotes: only the overridden values change
     yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     yaml.representer.add_representer(float, _yaml11_float)
     document = yaml.load(path.read_text(encoding="utf-8")) or {}

@@ -6,10 +6,9 @@ address printed is the one really bound (port 0 picks a free one), and several w
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import ipaddress
 import json
+import logging
 import os
 import shutil
 import socket
@@ -26,31 +25,15 @@ class BindError(VaeopsError):
     """The service cannot listen on the address it was given."""
 
 
-def check_port(value: str) -> int:
-    """argparse type of --port: an integer in [0, 65535] (0 = any free port), like serve.port."""
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 65535], got {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in [0, 65535] (0 picks a free port), got {port}")
-    return port
-
-
-def check_host(value: str) -> str:
-    """argparse type of --host: an IP address or a host name that resolves here."""
-    host = value.strip()
-    if not host:
-        raise argparse.ArgumentTypeError("must not be empty")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        try:
-            socket.getaddrinfo(host, None)
-        except socket.gaierror as exc:
-            raise argparse.ArgumentTypeError(f"{host!r} is neither an IP address nor a name that resolves here: "
-                                             f"{exc.strerror}") from None
-    return host
+def configure_logging() -> None:
+    """Show the service's own log lines (model switches, refused reloads) on stderr, once per process."""
+    logger = logging.getLogger("vaeops.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s vaeops serve: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -67,7 +50,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-                        + (" (another process holds it; choose another --port)" if exc.errno == 98 else "")) from None
+                        + (" (another process holds it; choose another port: -S serve.port=N)" if exc.errno == 98 else "")) from None
     sock.set_inheritable(True)
     return sock
 

@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from vaeops.core import __version__
-from vaeops.core.errors import BatchTooLarge, InputError
+from vaeops.core.errors import InputError
 from vaeops.serving.inference import OnnxVAE
-from vaeops.serving.reload import ModelHolder
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # OIP datatypes and the numpy dtypes of their little-endian binary form; BYTES is not a tensor this model takes.
@@ -31,14 +28,13 @@ DATATYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UIN
 class ProtocolError(InputError):
     """A request that does not follow the Open Inference Protocol (bad JSON, shape, datatype, binary sizes)."""
 
+    http_status = 400
+
 
 class UnknownModel(InputError):
     """The request names a model (graph) or version this server does not have."""
 
-
-def error_response(message: str, status: int = 400) -> Response:
-    """The protocol's error object."""
-    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+    http_status = 404
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -158,60 +154,20 @@ def model_metadata(model: OnnxVAE, graph: str) -> dict[str, Any]:
             "inputs": tensors(session.get_inputs()), "outputs": tensors(session.get_outputs())}
 
 
-def build_router(holder: ModelHolder) -> APIRouter:
-    """The /v2 routes for the served model (each request takes the model once: a reload never splits a request)."""
-    router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
-
-    def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:
-        version = model.manifest.model_version
-        if name not in model.sessions:
-            raise UnknownModel(f"unknown model {name!r}; this server has {', '.join(model.sessions)}")
-        if requested_version not in (None, "", version):
-            raise UnknownModel(f"model {name!r} has version {version!r} only, not {requested_version!r}")
-        return name
-
-    @router.get("")
-    def server_metadata() -> dict[str, Any]:
-        """Server name, version and protocol extensions."""
-        return {"name": "vaeops", "version": __version__, "extensions": ["binary_tensor_data"]}
-
-    @router.get("/health/live")
-    def live() -> dict[str, bool]:
-        """Liveness: the process answers."""
-        return {"live": True}
-
-    @router.get("/health/ready")
-    def ready() -> dict[str, bool]:
-        """Readiness: the model is loaded (it is, or the server would not have started)."""
-        return {"ready": True}
-
-    @router.get("/models/{name}")
-    @router.get("/models/{name}/versions/{model_version}")
-    def metadata(name: str, model_version: str | None = None) -> dict[str, Any]:
-        """Model metadata: tensor names, datatypes and shapes of one exported graph."""
-        model = holder.model
-        return model_metadata(model, graph_of(model, name, model_version))
-
-    @router.get("/models/{name}/ready")
-    @router.get("/models/{name}/versions/{model_version}/ready")
-    def model_ready(name: str, model_version: str | None = None) -> dict[str, Any]:
-        """Model readiness."""
-        return {"name": graph_of(holder.model, name, model_version), "ready": True}
-
-    @router.post("/models/{name}/infer")
-    @router.post("/models/{name}/versions/{model_version}/infer")
-    async def infer(name: str, request: Request, model_version: str | None = None) -> Response:
-        """Run one graph: JSON tensors, or the binary tensor data extension (Inference-Header-Content-Length)."""
-        model = holder.model
-        graph = graph_of(model, name, model_version)
-        header, arrays = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
-        binary = requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
-        outputs = model.run_graph(graph, arrays)
-        return build_response(graph, model.manifest.model_version, header.get("id"), outputs, binary)
-
-    return router
+def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:
+    """The graph a request names, if this model has it in the requested version (None or "" = the served one)."""
+    version = model.manifest.model_version
+    if name not in model.sessions:
+        raise UnknownModel(f"unknown model {name!r}; this server has {', '.join(model.sessions)}")
+    if requested_version not in (None, "", version):
+        raise UnknownModel(f"model {name!r} has version {version!r} only, not {requested_version!r}")
+    return name
 
 
-def status_of(exc: InputError) -> int:
-    """HTTP status of a refused OIP request."""
-    return 404 if isinstance(exc, UnknownModel) else 413 if isinstance(exc, BatchTooLarge) else 400
+def infer(model: OnnxVAE, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
+    """One inference request on `model`, from the raw body to the response (blocking: run it off the event loop)."""
+    graph = graph_of(model, name, version)
+    header, arrays = parse_request(body, header_length)
+    binary = requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
+    outputs = model.run_graph(graph, arrays)
+    return build_response(graph, model.manifest.model_version, header.get("id"), outputs, binary)

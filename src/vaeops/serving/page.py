@@ -5,7 +5,6 @@ Everything the browser loads comes from this package (`static/`) or from the ser
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from vaeops.bundle import gallery
-from vaeops.serving import explain
-from vaeops.serving.inference import OnnxVAE
-from vaeops.serving.reload import ModelHolder
+from vaeops.serving.dataplane import DataPlane
 
 STATIC = Path(__file__).parent / "static"
 REPORT_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
@@ -35,29 +31,6 @@ class ExplainRequest(BaseModel):
     repeats: int = Field(10, strict=True, description="independent repeats per K, for the spread of each estimate")
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object beside the model (metrics, promotion decision), or None when absent or unreadable."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def model_card(model: OnnxVAE) -> dict[str, Any]:
-    """The served model: version, training data, headline metrics, and the promotion decision that installed it."""
-    manifest = model.manifest
-    metrics = read_json(model.model_dir / "metrics.json") or {}
-    keys = ("model_version", "epoch", "data_sha256", "params_sha256", "checkpoint_sha256", "likelihood", "image_shape",
-            "latent_dim", "opset")
-    return {**manifest.model_dump(mode="json", include=set(keys)),
-            # the champion's metrics.json, else the context the export stamped into the manifest
-            "data": {key: metrics.get(key, manifest.metrics.get(key))
-                     for key in ("dataset", "split", "images", "pixels", "binarize")},
-            "metrics": manifest.metrics, "models": metrics.get("models") or {},
-            "promotion": read_json(model.model_dir / "promotion.json")}
-
-
 def report_html(report: Path) -> str:
     """The evaluation report rendered from Markdown, its figures served under /report/plots/."""
     body = markdown.markdown(report.read_text(encoding="utf-8"), extensions=["tables"])
@@ -66,11 +39,10 @@ def report_html(report: Path) -> str:
             f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a></p>{body}</body></html>")
 
 
-def mount(app: FastAPI, holder: ModelHolder, report_dir: str | Path, max_draws: int) -> None:
-    """Add the page, its static files, its endpoints and the report to the app."""
+def mount(app: FastAPI, plane: DataPlane) -> None:
+    """Add the page, its static files, its endpoints and the report to the app; the work is the data plane's."""
     router = APIRouter(tags=["Page"])
-    report = Path(report_dir) / "report.md"
-    galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once per model
+    report = plane.report
 
     @router.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -79,26 +51,17 @@ def mount(app: FastAPI, holder: ModelHolder, report_dir: str | Path, max_draws: 
     @router.get("/gallery")
     def test_images() -> dict[str, Any]:
         """Test images shipped with the model (a few of each class), for the page's gallery."""
-        model = holder.model
-        version = model.manifest.model_version
-        if version not in galleries:
-            galleries[version] = gallery.load(model.model_dir, model.manifest)
-        pictures = galleries[version]
-        if pictures is None:
-            return {"image_shape": list(model.image_shape), "images": [], "labels": []}
-        images, labels = pictures
-        return {"image_shape": list(model.image_shape), "images": images.tolist(), "labels": labels.tolist()}
+        return plane.gallery()
 
     @router.post("/explain")
     def explain_image(request: ExplainRequest) -> dict[str, Any]:
         """For one image: mean and sampled decodes, log p(x|mu) against E_q[log p(x|z)], KL, ELBO_K and L_K by K."""
-        return explain.explain(holder.model, request.image, request.samples, request.seed, request.ks, request.repeats,
-                               max_draws)
+        return plane.explain(request.image, request.samples, request.seed, request.ks, request.repeats)
 
     @router.get("/model-card")
     def card() -> dict[str, Any]:
         """The served model's version, training data, headline metrics and promotion decision."""
-        return model_card(holder.model)
+        return plane.model_card()
 
     @router.get("/report", response_class=HTMLResponse)
     def report_page() -> HTMLResponse:

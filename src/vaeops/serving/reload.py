@@ -10,6 +10,7 @@ from the version being served: `--accept-contract-change` or a rollback. Anythin
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from vaeops.bundle.manifest import MANIFEST
 from vaeops.core.errors import VaeopsError
 from vaeops.core.fileio import sha256_bytes
 from vaeops.serving.inference import OnnxVAE
+
+LOG = logging.getLogger("vaeops.serve")
 
 
 def accepted_change(model_dir: Path, served_version: str) -> bool:
@@ -65,6 +68,7 @@ class ModelHolder:
             digest = manifest_digest(self.model_dir)
             if digest is None or (not force and digest in (self.digest, self.refused)):
                 return False
+            started = time.perf_counter()
             try:
                 model = OnnxVAE(self.model_dir, **self.options)
                 served = self.model.manifest.model_version
@@ -72,13 +76,17 @@ class ModelHolder:
                 if change and not accepted_change(self.model_dir, served):
                     raise VaeopsError(f"the new model changes the input contract ({change}) and its {INSTALL_RECORD} "
                                       f"does not accept that change from {served}; promote it with "
-                                      "--accept-contract-change, or restart `vaeops serve` to serve it")
+                                      "-S promote.accept_contract_change=true, or restart `vaeops serve` to serve it")
             except VaeopsError as exc:
                 self.refused = digest
                 self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: refused {self.model_dir}: {exc}"
+                LOG.warning("refused to reload %s: %s", self.model_dir, exc)
                 return False
             if self.on_swap is not None:
                 self.on_swap(model)
-            self.model, self.digest, self.refused = model, digest, None
+            previous, self.model, self.digest, self.refused = self.model, model, digest, None
             self.loaded_at, self.last_error = time.time(), None
+            LOG.info("now serving %s (%s, image %s, %s) in place of %s; loaded in %.2f s", model.manifest.model_version,
+                     self.model_dir, model.manifest.image_shape, model.manifest.likelihood,
+                     previous.manifest.model_version, time.perf_counter() - started)
             return True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 IMAGES_DOC = "one image (H, W) or (H*W,), or a batch (N, H, W) or (N, H*W); numbers in [0, 1]"
@@ -57,3 +59,14 @@ class ErrorResponse(BaseModel):
     """Why a request was refused."""
 
     detail: str
+
+
+class NumpyJSONResponse(Response):
+    """JSON via orjson, which writes float32 arrays directly in their shortest exact form (about 20x faster than
+    json.dumps on a Python list of floats, and half the bytes)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """The body: orjson with numpy arrays serialised natively."""
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -89,22 +89,16 @@ def write_repository(model_dir: str | Path, repo: str | Path, max_batch_size: in
             "models": list(graphs)}
 
 
-def triton_repo(params: Params, model_dir: str | None = None, out: str | None = None) -> dict[str, Any]:
+def triton_repo(params: Params) -> dict[str, Any]:
     """Stage-style entry: the Triton repository of serve.model_dir (the champion) at serve.triton_repo."""
     section = params.serve
-    return write_repository(model_dir or section.model_dir, out or section.triton_repo, section.triton_max_batch_size,
+    return write_repository(section.model_dir, section.triton_repo, section.triton_max_batch_size,
                             section.triton_queue_delay_us)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `vaeops triton-repo`."""
-    parser.add_argument("--model-dir", help="exported model folder (default: serve.model_dir, the champion)")
-    parser.add_argument("--out", help="repository folder (default: serve.triton_repo)")
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops triton-repo`: write the repository and say which version it holds."""
-    result = triton_repo(load_params(args.params), args.model_dir, args.out)
+    result = triton_repo(load_params(args.params, args.overrides))
     state = "written" if result["written"] else "already there"
     print(f"triton-repo: {result['model_version']} as version {result['version']} of "
           f"{', '.join(result['models'])} in {result['repository']}/ ({state})")

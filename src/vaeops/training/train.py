@@ -1,6 +1,6 @@
 """Train stage: fit the VAE on the K-sample Monte-Carlo ELBO (or the IWAE bound) and keep the best checkpoint.
 
-`vaeops train`, `dvc repro` and the Prefect flow all call `train(params, variant)`. Under `torchrun` every process
+`vaeops train`, `dvc repro` and the Prefect flow all call `train(params)`. Under `torchrun` every process
 calls it too; each rank trains on its shard of every epoch's permutation and rank 0 writes the files.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from vaeops.core.errors import DataError, ParamsError, TrainingDiverged
+from vaeops.core.errors import DataError, TrainingDiverged
 from vaeops.core.fileio import write_bytes_atomic, write_json_atomic
 from vaeops.core.params import VARIANTS, Params, load_params
 from vaeops.dataset.splits import load_split, manifest_sha256
@@ -81,15 +81,11 @@ def model_config(params: Params, input_dim: int) -> ModelConfig:
     return ModelConfig(input_dim, tuple(m.hidden), m.latent_dim, m.activation, m.likelihood, m.gaussian_std, m.fixed_std)
 
 
-def train(params: Params, variant: str | None = None, resume: bool = False) -> dict[str, Any]:
-    """Stage function: train one model variant (train.variant, or `variant`), write <out_dir>/<variant>/{best,last}.pt
-    and train.json; with resume=True continue from last.pt. With train.replicates > 1 each seed trains into
+def train(params: Params, resume: bool = False) -> dict[str, Any]:
+    """Stage function: train one model variant (train.variant), write <out_dir>/<variant>/{best,last}.pt and
+    train.json; with resume=True continue from last.pt. With train.replicates > 1 each seed trains into
     <out_dir>/<variant>/replicates/seed-<seed>/ and the best on validation is copied up. Returns the summary."""
-    variant = variant or params.train.variant
-    if variant not in VARIANTS:
-        raise ParamsError(f"variant: unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if VARIANTS[variant].latent == "mean" and params.train.objective == "iwae":
-        raise ParamsError(f"train.objective iwae needs sampled latents; it cannot train the {variant!r} variant")
+    variant = params.train.variant
     ctx = ddp.from_env()
     cfg = params.train
     hardware = devices.configure(cfg.device, cfg.precision, cfg.data_on_device, ctx.local_rank)
@@ -250,13 +246,11 @@ def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI options of `vaeops train`."""
-    parser.add_argument("--variant", choices=tuple(VARIANTS), default=None,
-                        help="train this model variant instead of train.variant")
     parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/<variant>/last.pt when it exists")
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops train`: train one model and print its summary (rank 0 only under torchrun)."""
-    summary = train(load_params(args.params), variant=args.variant, resume=args.resume)
+    summary = train(load_params(args.params, args.overrides), resume=args.resume)
     if ddp.from_env().is_main:
         print(json.dumps(summary, indent=2))

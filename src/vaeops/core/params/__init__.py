@@ -1,6 +1,7 @@
-"""Typed parameters: one dataclass module per params.yaml section, and the loader that reads and checks them all.
+"""Typed parameters: one pydantic model per params.yaml section, and the loader that reads, overrides and checks them.
 
-`load_params()` is the one way the stages, the CLI, `dvc repro` and the Prefect flow read params.yaml.
+`load_params()` is the one way the stages, the CLI (with `-S section.key=value`), `dvc repro` and the Prefect flow read
+params.yaml.
 """
 
 from vaeops.core.params.data import DATASETS, DataParams
@@ -11,8 +12,9 @@ from vaeops.core.params.loader import (
     DEFAULT_PARAMS_PATH,
     SECTIONS,
     Params,
-    build_section,
+    apply_overrides,
     load_params,
+    parse_assignments,
     parse_params,
 )
 from vaeops.core.params.model import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, ModelParams
@@ -23,6 +25,7 @@ from vaeops.core.params.validate import ValidateParams
 
 __all__ = [
     "DATASETS", "DEFAULT_PARAMS_PATH", "MODEL_ACTIVATIONS", "MODEL_LIKELIHOODS", "SECTIONS", "VARIANTS",
-    "DataParams", "DriftParams", "EvaluateParams", "ExportParams", "ModelParams", "Params", "PromoteParams", "ServeParams",
-    "TrainParams", "ValidateParams", "build_section", "load_params", "parse_params",
+    "DataParams", "DriftParams", "EvaluateParams", "ExportParams", "ModelParams", "Params", "PromoteParams",
+    "ServeParams", "TrainParams", "ValidateParams", "apply_overrides", "load_params", "parse_assignments",
+    "parse_params",
 ]

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import Field, model_validator
 
-from vaeops.core.errors import ParamsError
+from vaeops.core.params.base import Number, Section
 
 
-@dataclass(frozen=True)
-class DriftParams:
+class DriftParams(Section):
     """`drift` section: the report's path, the warn and fail thresholds (KS statistic, total variation), the sample."""
 
     report: str = "reports/drift.json"
-    warn: float = 0.1
-    fail: float = 0.3
-    sample: int = 2000
+    gate: str = "reports/drift_gate.json"  # the verdict alone: what training depends on in dvc.yaml
+    warn: Number = Field(0.1, gt=0, le=1)
+    fail: Number = Field(0.3, gt=0, le=1)
+    sample: int = Field(2000, ge=10)
 
-    def check(self) -> None:
-        if not 0 < self.warn <= self.fail <= 1:
-            raise ParamsError(f"drift.warn and drift.fail must satisfy 0 < warn <= fail <= 1, got {self.warn}, {self.fail}")
-        if self.sample < 10:
-            raise ParamsError(f"drift.sample must be >= 10 images, got {self.sample}")
+    @model_validator(mode="after")
+    def _ordered(self) -> "DriftParams":
+        if self.warn > self.fail:
+            raise ValueError(f"drift.warn ({self.warn}) must not be above drift.fail ({self.fail})")
+        return self

@@ -1,19 +1,15 @@
-"""Read params.yaml once: type-check every key against its section's dataclass, then run the section's checks."""
+"""Read params.yaml once, apply `-S section.key=value` overrides, and check every section against its model."""
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import types
-import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vaeops.core.errors import ParamsError
-from vaeops.core.params.checks import shown
+from vaeops.core.params.base import params_error, shown
 from vaeops.core.params.data import DataParams
 from vaeops.core.params.drift import DriftParams
 from vaeops.core.params.evaluate import EvaluateParams
@@ -25,103 +21,80 @@ from vaeops.core.params.train import TrainParams
 from vaeops.core.params.validate import ValidateParams
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
-SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-
-SECTIONS: dict[str, type] = {
-    "data": DataParams,
-    "validate": ValidateParams,
-    "drift": DriftParams,
-    "promote": PromoteParams,
-    "export": ExportParams,
-    "serve": ServeParams,
-    "evaluate": EvaluateParams,
-    "model": ModelParams,
-    "train": TrainParams,
-}
 
 
-@dataclass(frozen=True)
-class Params:
-    """All sections of params.yaml, plus the path they came from."""
+class Params(BaseModel):
+    """All sections of params.yaml, typed, plus the path they came from."""
 
-    sections: dict[str, Any]
-    path: Path
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.sections[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    data: DataParams
+    validate_: ValidateParams  # `validate` would shadow pydantic's own method; params.validate still reads it
+    drift: DriftParams
+    promote: PromoteParams
+    export: ExportParams
+    serve: ServeParams
+    evaluate: EvaluateParams
+    model: ModelParams
+    train: TrainParams
+    path: Path = DEFAULT_PARAMS_PATH
+
+    @property
+    def validate(self) -> ValidateParams:  # type: ignore[override]
+        """The `validate` section."""
+        return self.validate_
+
+    def section(self, name: str) -> BaseModel:
+        """One section by its params.yaml name."""
+        return getattr(self, SECTIONS[name])
 
     def section_dict(self, name: str) -> dict[str, Any]:
-        """Return one section as a plain dict (for manifests and checkpoints)."""
-        return dataclasses.asdict(self.sections[name])
+        """One section as a plain dict (for manifests and checkpoints)."""
+        return self.section(name).model_dump()
+
+    def value(self, dotted: str) -> Any:
+        """The value behind "section.key", or a whole section's dict for "section"."""
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS:
+            raise ParamsError(f"{dotted!r} names no section of params.yaml ({', '.join(SECTIONS)})")
+        values = self.section_dict(section)
+        if key and key not in values:
+            raise ParamsError(f"{dotted!r}: the {section!r} section has no key {key!r}")
+        return values[key] if key else values
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """Check `value` against a type hint, converting only what is lossless (int -> float, list -> tuple)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(name, value, option)
-            except ParamsError as exc:
-                errors.append(str(exc))
-        raise ParamsError(errors[0] if errors else f"{name}: unexpected value {shown(value)}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ParamsError(f"{name}: expected a list, got {shown(value)}")
-        (item_hint, *_) = typing.get_args(hint) or (Any,)
-        return [_coerce(f"{name}[{i}]", item, item_hint) for i, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ParamsError(f"{name}: expected a mapping, got {shown(value)}")
-        return dict(value)
-    if hint is Any:
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ParamsError(f"{name}: expected true or false, got {shown(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{name}: expected an integer, got {shown(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
-            return float(value)  # `lr: 1e-3`: YAML 1.1 reads a number without a dot as a string
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{name}: expected a number, got {shown(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ParamsError(f"{name}: expected a string, got {shown(value)}")
-        return value
-    raise ParamsError(f"{name}: unsupported parameter type {hint!r}")
+# params.yaml section -> Params field; each field's type is that section's model.
+SECTIONS = {name.rstrip("_"): name for name in Params.model_fields if name != "path"}
+SECTION_MODELS = {name: Params.model_fields[field].annotation for name, field in SECTIONS.items()}
 
 
-def build_section(name: str, raw: Any) -> Any:
-    """Build and check the dataclass of one section from its raw YAML mapping."""
-    cls = SECTIONS[name]
-    if raw is None:
-        raise ParamsError(f"params section {name!r} is empty; give it its keys (the repository's params.yaml lists them)")
-    if not isinstance(raw, dict):
-        raise ParamsError(f"params section {name!r} must be a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ParamsError(f"unknown key(s) in section {name!r}: {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-    values = {key: _coerce(f"{name}.{key}", value, hints[key]) for key, value in raw.items()}
-    section = cls(**values)
-    section.check()
-    return section
+def parse_assignments(assignments: list[str] | None) -> dict[str, Any]:
+    """`-S section.key=value` strings to overrides; each value is read as YAML (3, 1e-3, [64, 32], null, true)."""
+    overrides: dict[str, Any] = {}
+    for assignment in assignments or []:
+        dotted, sep, text = assignment.partition("=")
+        section, _, key = dotted.strip().partition(".")
+        if not sep or not section or not key:
+            raise ParamsError(f"-S {assignment!r}: write section.key=value (for example -S train.epochs=3)")
+        try:
+            overrides[f"{section}.{key}"] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"-S {assignment!r}: the value is not valid YAML: {exc}") from None
+    return overrides
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The raw document with "section.key" values replaced; a section or key params.yaml lacks is refused by name."""
+    raw = dict(raw)
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS or not key:
+            raise ParamsError(f"override {dotted!r}: params.yaml has no section {section!r}; "
+                              f"sections: {', '.join(SECTIONS)}")
+        if key not in SECTION_MODELS[section].model_fields:
+            raise ParamsError(f"override {dotted!r}: the {section!r} section has no key {key!r}")
+        raw[section] = {**(raw.get(section) or {}), key: value}
+    return raw
 
 
 def parse_params(raw: Any, path: Path = DEFAULT_PARAMS_PATH) -> Params:
@@ -133,31 +106,39 @@ def parse_params(raw: Any, path: Path = DEFAULT_PARAMS_PATH) -> Params:
         raise ParamsError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ParamsError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
-    sections = {name: build_section(name, raw[name]) for name in SECTIONS if name in raw}
+        raise ParamsError(f"{path}: unknown section(s) {', '.join(map(str, unknown))}; known: {', '.join(SECTIONS)}")
+    sections = {}
+    for name, model in SECTION_MODELS.items():
+        if name in raw and raw[name] is None:
+            raise ParamsError(f"params section {name!r} is empty; give it its keys (the repository's params.yaml "
+                              "lists them)")
+        if name in raw and not isinstance(raw[name], dict):
+            raise ParamsError(f"params section {name!r} must be a mapping, got {shown(raw[name])}")
+        if name in raw:
+            try:
+                sections[SECTIONS[name]] = model.model_validate(raw[name])
+            except ValidationError as exc:
+                raise params_error(exc, name) from None
     missing = [name for name in SECTIONS if name not in raw]
     if missing:
         raise ParamsError(f"{path} has no section(s) {', '.join(missing)}; every stage's section must be there "
                           "(the repository's params.yaml lists them)")
-    return Params(sections, Path(path))
+    return Params(**sections, path=Path(path))
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH, overrides: dict[str, Any] | None = None) -> Params:
-    """Read, check and type params.yaml; `overrides` maps "section.key" to a value (CLI and flow overrides)."""
+    """Read, check and type params.yaml; `overrides` maps "section.key" to a value (`-S`, flow and test overrides)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"params file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"params file {path} is not readable text: {exc}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
     if overrides:
-        raw = dict(raw or {})
-        for dotted, value in overrides.items():
-            section, _, key = dotted.partition(".")
-            if not key:
-                raise ParamsError(f"override {dotted!r} must look like section.key")
-            raw[section] = {**(raw.get(section) or {}), key: value}
+        raw = apply_overrides(raw if isinstance(raw, dict) else {}, overrides)
     return parse_params(raw, path)

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import Field
 
-from vaeops.core.errors import ParamsError
+from vaeops.core.params.base import Number, Section
 
 
-@dataclass(frozen=True)
-class PromoteParams:
+class PromoteParams(Section):
     """`promote` section: where the champion lives, where the decision goes, and the NLL margin."""
 
-    champion_dir: str = "champion"
-    decision: str = "reports/promotion.json"
-    nll_margin: float = 0.05
-    history_dir: str = "champion-history"
-    keep_champions: int = 5
+    champion_dir: str = Field("champion", min_length=1)
+    decision: str = Field("reports/promotion.json", min_length=1)
+    nll_margin: Number = Field(0.05, ge=0)  # nats
+    history_dir: str = Field("champion-history", min_length=1)
+    keep_champions: int = Field(5, ge=1)
     git_commit: bool = False
-    nll_k: int = 100
+    nll_k: int = Field(100, ge=1)
     accept_contract_change: bool = False
-
-    def check(self) -> None:
-        if not self.champion_dir.strip() or not self.decision.strip():
-            raise ParamsError("promote.champion_dir and promote.decision must be non-empty paths")
-        if self.nll_k < 1:
-            raise ParamsError(f"promote.nll_k must be >= 1, got {self.nll_k}")
-        if self.keep_champions < 1:
-            raise ParamsError(f"promote.keep_champions must be >= 1, got {self.keep_champions}")
-        if not self.history_dir.strip():
-            raise ParamsError("promote.history_dir must be a non-empty path")
-        if self.nll_margin < 0:
-            raise ParamsError(f"promote.nll_margin must be >= 0 nats, got {self.nll_margin}")

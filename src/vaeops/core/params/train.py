@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
-from vaeops.core.errors import ParamsError
-from vaeops.core.params.checks import check_choice, is_cuda_index
+from pydantic import Field, field_validator, model_validator
+
+from vaeops.core.params.base import Number, Section
 
 
 @dataclass(frozen=True)
@@ -24,73 +26,55 @@ class Variant:
 VARIANTS = {"vae": Variant("sample", kl=True), "plugin": Variant("mean", kl=True), "autoencoder": Variant("mean", kl=False)}
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(Section):
     """`train` section: objective, optimizer, loop and hardware settings of the train stage."""
 
-    variant: str = "vae"
-    objective: str = "elbo"
-    samples: int = 1
-    kl: str = "analytic"
-    kl_warmup_epochs: int = 0
-    epochs: int = 40
-    batch_size: int = 64
-    batch_size_schedule: list[int] = field(default_factory=list)
-    lr: float = 1e-3
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    lr_schedule: str = "none"
-    lr_step_epochs: int = 10
-    lr_gamma: float = 0.5
-    lr_patience: int = 3
-    grad_clip: float = 0.0
-    early_stopping_patience: int = 10
-    binarize: str = "none"
+    variant: Literal["vae", "plugin", "autoencoder"] = "vae"
+    objective: Literal["elbo", "iwae"] = "elbo"
+    samples: int = Field(1, ge=1)
+    kl: Literal["analytic", "mc"] = "analytic"
+    kl_warmup_epochs: int = Field(0, ge=0)  # 0 = off
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=1)
+    batch_size_schedule: list[int] = []
+    lr: Number = Field(1e-3, gt=0)
+    adam_beta1: Number = Field(0.9, ge=0, lt=1)
+    adam_beta2: Number = Field(0.999, ge=0, lt=1)
+    lr_schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    lr_step_epochs: int = Field(10, ge=1)
+    lr_gamma: Number = Field(0.5, gt=0, le=1)
+    lr_patience: int = Field(3, ge=0)
+    grad_clip: Number = Field(0.0, ge=0)  # 0 = off
+    early_stopping_patience: int = Field(10, ge=0)  # 0 = off
+    binarize: Literal["none", "static", "dynamic"] = "none"
     seed: int = 0
-    replicates: int = 1
-    device: str = "auto"
-    threads: int = 0
-    precision: str = "auto"
-    matmul_precision: str = "auto"
+    replicates: int = Field(1, ge=1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|mps|cuda:\d+)$")
+    threads: int = Field(0, ge=0)  # 0 = torch's default
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    matmul_precision: Literal["auto", "highest", "high", "medium"] = "auto"
     compile: bool = False
     data_on_device: bool = True
-    val_batch_size: int = 1024
-    spread_samples: int = 8
+    val_batch_size: int = Field(1024, ge=1)
+    spread_samples: int = Field(8, ge=0)
     out_dir: str = "models"
     live_dir: str = "reports/train"
 
-    def check(self) -> None:
-        check_choice("train.variant", self.variant, tuple(VARIANTS))
-        check_choice("train.objective", self.objective, ("elbo", "iwae"))
-        check_choice("train.kl", self.kl, ("analytic", "mc"))
-        check_choice("train.lr_schedule", self.lr_schedule, ("none", "step", "cosine", "plateau"))
-        check_choice("train.binarize", self.binarize, ("none", "static", "dynamic"))
-        check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
-        check_choice("train.matmul_precision", self.matmul_precision, ("auto", "highest", "high", "medium"))
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or is_cuda_index(self.device)):
-            raise ParamsError(f"train.device: unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")
-        if self.objective == "iwae" and VARIANTS[self.variant].latent == "mean":
-            raise ParamsError(f"train.objective: iwae needs sampled latents; it cannot train the {self.variant!r} variant")
-        for name in ("samples", "epochs", "batch_size", "val_batch_size", "lr_step_epochs", "replicates"):
-            if getattr(self, name) < 1:
-                raise ParamsError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("kl_warmup_epochs", "lr_patience", "early_stopping_patience", "threads"):
-            if getattr(self, name) < 0:
-                raise ParamsError(f"train.{name} must be >= 0 (0 = off / default), got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ParamsError(f"train.lr must be > 0, got {self.lr}")
-        for name in ("adam_beta1", "adam_beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ParamsError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
-        for i, size in enumerate(self.batch_size_schedule):
+    @field_validator("batch_size_schedule")
+    @classmethod
+    def _sizes(cls, schedule: list[int]) -> list[int]:
+        for i, size in enumerate(schedule):
             if size < 1:
-                raise ParamsError(f"train.batch_size_schedule[{i}] must be >= 1, got {size}")
-        if not 0 < self.lr_gamma <= 1:
-            raise ParamsError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
-        if self.grad_clip < 0:
-            raise ParamsError(f"train.grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
-        if self.spread_samples == 1 or self.spread_samples < 0:
-            raise ParamsError(f"train.spread_samples must be 0 (off) or >= 2 (a spread needs two draws), got {self.spread_samples}")
+                raise ValueError(f"train.batch_size_schedule[{i}] must be >= 1, got {size}")
+        return schedule
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainParams":
+        if self.objective == "iwae" and VARIANTS[self.variant].latent == "mean":
+            raise ValueError(f"train.objective: iwae needs sampled latents; it cannot train the {self.variant!r} variant")
+        if self.spread_samples == 1:
+            raise ValueError("train.spread_samples must be 0 (off) or >= 2 (a spread needs two draws), got 1")
+        return self
 
     def batch_size_at(self, epoch: int) -> int:
         """The batch size of `epoch` (from 0): batch_size_schedule[epoch], its last entry past its end, or batch_size."""

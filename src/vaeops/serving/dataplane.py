@@ -1,0 +1,152 @@
+"""The one data plane under every HTTP route: the served model, its limits and metrics, built from the serve params.
+
+The JSON API, the Open Inference Protocol routes and the page only speak HTTP: each parses its request, hands the work
+to a method here and returns the result. Every method blocks (onnxruntime, file reads), so the routes run them in
+the thread pool, never on the event loop. Each call takes the model once (`self.model`) and finishes on it: a reload
+in between never splits a request.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.responses import Response
+
+from vaeops.bundle import gallery
+from vaeops.core import __version__
+from vaeops.core.params import ServeParams
+from vaeops.serving import explain, oip
+from vaeops.serving.inference import OnnxVAE
+from vaeops.serving.metrics import ServiceMetrics
+from vaeops.serving.reload import ModelHolder
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object beside the model (metrics, promotion decision), or None when absent or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def model_card(model: OnnxVAE) -> dict[str, Any]:
+    """The served model: version, training data, headline metrics, and the promotion decision that installed it."""
+    manifest = model.manifest
+    metrics = read_json(model.model_dir / "metrics.json") or {}
+    keys = ("model_version", "epoch", "data_sha256", "params_sha256", "checkpoint_sha256", "likelihood", "image_shape",
+            "latent_dim", "opset")
+    return {**manifest.model_dump(mode="json", include=set(keys)),
+            # the champion's metrics.json, else the context the export stamped into the manifest
+            "data": {key: metrics.get(key, manifest.metrics.get(key))
+                     for key in ("dataset", "split", "images", "pixels", "binarize")},
+            "metrics": manifest.metrics, "models": metrics.get("models") or {},
+            "promotion": read_json(model.model_dir / "promotion.json")}
+
+
+def listed(array: np.ndarray) -> np.ndarray:
+    """An output array in the form orjson serialises: C-contiguous float32."""
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+class DataPlane:
+    """The model service every route calls: built once per process from the `serve` params."""
+
+    def __init__(self, params: ServeParams, threads: int | None = None):
+        self.params = params
+        options = {"max_batch": params.max_batch, "max_samples": params.max_samples,
+                   "threads": params.threads if threads is None else threads, "providers": params.providers or None}
+        self.holder = ModelHolder(params.model_dir, options)
+        self.metrics = ServiceMetrics(self.model.manifest.model_version)
+        self.model.on_run = self.metrics.observe_inference
+        self.holder.on_swap = self._swapped
+        self.report = Path(params.report_dir) / "report.md"
+        self._galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once
+
+    @property
+    def model(self) -> OnnxVAE:
+        """The model serving now."""
+        return self.holder.model
+
+    def _swapped(self, model: OnnxVAE) -> None:
+        model.on_run = self.metrics.observe_inference
+        self.metrics.serving(model.manifest.model_version)
+
+    # JSON API
+    def encode(self, images: Any) -> dict[str, Any]:
+        """Posterior mean and log-variance of q(z|x) for each image."""
+        model = self.model
+        mu, logvar = model.encode(images)
+        return {"model_version": model.manifest.model_version, "mu": listed(mu), "logvar": listed(logvar)}
+
+    def _images(self, model: OnnxVAE, images: np.ndarray) -> dict[str, Any]:
+        return {"model_version": model.manifest.model_version, "shape": list(images.shape), "images": listed(images)}
+
+    def decode(self, z: Any) -> dict[str, Any]:
+        """Decoded images for latents z."""
+        model = self.model
+        return self._images(model, model.decode(z))
+
+    def reconstruct(self, images: Any, mode: str, samples: int, seed: int | None) -> dict[str, Any]:
+        """Reconstructions from the posterior mean or averaged over sampled latents."""
+        model = self.model
+        return self._images(model, model.reconstruct(images, mode=mode, samples=samples, seed=seed))
+
+    def generate(self, n: int, seed: int | None) -> dict[str, Any]:
+        """New images decoded from z ~ N(0, I)."""
+        model = self.model
+        return self._images(model, model.generate(n, seed=seed))
+
+    # Open Inference Protocol
+    def server_metadata(self) -> dict[str, Any]:
+        """Server name, version and protocol extensions."""
+        return {"name": "vaeops", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    def graph_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        """Tensor names, datatypes and shapes of one exported graph."""
+        model = self.model
+        return oip.model_metadata(model, oip.graph_of(model, name, version))
+
+    def graph_ready(self, name: str, version: str | None) -> dict[str, Any]:
+        """Readiness of one graph (every graph of a loaded model is ready)."""
+        return {"name": oip.graph_of(self.model, name, version), "ready": True}
+
+    def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
+        """One OIP inference request, JSON or binary tensors."""
+        return oip.infer(self.model, name, version, body, header_length)
+
+    # the page
+    def gallery(self) -> dict[str, Any]:
+        """Test images shipped with the model (a few of each class)."""
+        model = self.model
+        version = model.manifest.model_version
+        if version not in self._galleries:
+            self._galleries[version] = gallery.load(model.model_dir, model.manifest)
+        pictures = self._galleries[version]
+        images, labels = pictures if pictures is not None else (np.zeros((0,)), np.zeros((0,), dtype=np.int64))
+        return {"image_shape": list(model.image_shape), "images": images.tolist(), "labels": labels.tolist()}
+
+    def explain(self, image: Any, samples: int, seed: int, ks: list[int], repeats: int) -> dict[str, Any]:
+        """For one image: mean and sampled decodes, log p(x|mu) against E_q[log p(x|z)], KL, ELBO_K and L_K by K."""
+        return explain.explain(self.model, image, samples, seed, ks, repeats, self.params.max_explain_draws)
+
+    def model_card(self) -> dict[str, Any]:
+        """The served model's version, training data, headline metrics and promotion decision."""
+        return model_card(self.model)
+
+    # operations
+    def health(self) -> dict[str, Any]:
+        """Liveness and the model served: version, folder, load time, last reload error, providers."""
+        return {"status": "ok", **self.holder.status(), "providers": self.model.providers}
+
+    def metadata(self) -> dict[str, Any]:
+        """Model version, hashes, shapes, likelihood, evaluation metrics, providers and limits."""
+        return {**self.model.metadata, "max_body_bytes": self.params.max_body_bytes}
+
+    def reload(self) -> tuple[bool, dict[str, Any]]:
+        """Load the model folder again now; (whether a new model serves, the holder's status)."""
+        swapped = self.holder.reload(force=True)
+        return swapped, self.holder.status()
