@@ -34,10 +34,24 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 FULL = {"train_images": None, "epochs": 5, "iwae_epochs": 10, "nll_k": 5000, "nll_images": 10000, "onnx_images": 10000}
 TINY = {"train_images": 256, "epochs": 1, "iwae_epochs": 1, "nll_k": 50, "nll_images": 64, "onnx_images": 64}
-TIME_TO_LOSS = {"train.batch_size": 128, "train.batch_size_schedule": [128, 128, 256, 512, 512], "train.lr": 6e-3,
-                "train.adam_beta1": 0.8, "train.adam_beta2": 0.97, "train.lr_schedule": "cosine"}
-IWAE_PAPER = {"model.hidden": [200, 200], "model.latent_dim": 50, "model.activation": "tanh", "train.objective": "iwae",
-              "train.samples": 5, "train.binarize": "dynamic", "train.batch_size": 100, "train.lr": 1e-3}
+TIME_TO_LOSS = {
+    "train.batch_size": 128,
+    "train.batch_size_schedule": [128, 128, 256, 512, 512],
+    "train.lr": 6e-3,
+    "train.adam_beta1": 0.8,
+    "train.adam_beta2": 0.97,
+    "train.lr_schedule": "cosine",
+}
+IWAE_PAPER = {
+    "model.hidden": [200, 200],
+    "model.latent_dim": 50,
+    "model.activation": "tanh",
+    "train.objective": "iwae",
+    "train.samples": 5,
+    "train.binarize": "dynamic",
+    "train.batch_size": 100,
+    "train.lr": 1e-3,
+}
 
 
 def mnist_arrays(folder: Path | None, limit: int | None) -> dict[str, np.ndarray]:
@@ -46,9 +60,13 @@ def mnist_arrays(folder: Path | None, limit: int | None) -> dict[str, np.ndarray
     if folder is not None and (folder / "train-images-idx3-ubyte.gz").exists():
         from vaeops.data.idx import read_idx
 
-        pools = {split: (read_idx(folder / f"{prefix}-images-idx3-ubyte.gz") / np.float32(255),
-                         read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
-                 for split, prefix in (("train", "train"), ("test", "t10k"))}
+        pools = {
+            split: (
+                read_idx(folder / f"{prefix}-images-idx3-ubyte.gz") / np.float32(255),
+                read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64),
+            )
+            for split, prefix in (("train", "train"), ("test", "t10k"))
+        }
     else:
         from sklearn.datasets import load_digits
 
@@ -63,8 +81,11 @@ def mnist_arrays(folder: Path | None, limit: int | None) -> dict[str, np.ndarray
     if limit is not None:
         train, val = train[:limit], val[: max(limit // 4, 32)]
     test_images, test_labels = pools["test"]
-    return {"train": (images[train], labels[train]), "val": (images[val], labels[val]),
-            "test": (test_images[: limit or None], test_labels[: limit or None])}
+    return {
+        "train": (images[train], labels[train]),
+        "val": (images[val], labels[val]),
+        "test": (test_images[: limit or None], test_labels[: limit or None]),
+    }
 
 
 def stage_params(workdir: Path, device: str, changes: dict, name: str = "params.yaml"):
@@ -75,13 +96,29 @@ def stage_params(workdir: Path, device: str, changes: dict, name: str = "params.
 
     path = workdir / name
     shutil.copy(REPO / "params.yaml", path)
-    set_params(path, {
-        "data.out_dir": str(workdir / "prepared"), "train.out_dir": str(workdir / "models"),
-        "train.live_dir": str(workdir / "live"), "train.device": device, "train.replicates": 1,
-        "train.data_on_device": True, "train.precision": "auto", "train.threads": 0, "train.early_stopping_patience": 0,
-        "model.hidden": [400], "model.latent_dim": 20, "model.activation": "relu", "train.variant": "vae",
-        "export.checkpoint": str(workdir / "models" / "vae" / "best.pt"), "export.out_dir": str(workdir / "onnx"),
-        "export.metrics": str(workdir / "metrics.json"), "export.parity_images": 64, **changes})
+    set_params(
+        path,
+        {
+            "data.out_dir": str(workdir / "prepared"),
+            "train.out_dir": str(workdir / "models"),
+            "train.live_dir": str(workdir / "live"),
+            "train.device": device,
+            "train.replicates": 1,
+            "train.data_on_device": True,
+            "train.precision": "auto",
+            "train.threads": 0,
+            "train.early_stopping_patience": 0,
+            "model.hidden": [400],
+            "model.latent_dim": 20,
+            "model.activation": "relu",
+            "train.variant": "vae",
+            "export.checkpoint": str(workdir / "models" / "vae" / "best.pt"),
+            "export.out_dir": str(workdir / "onnx"),
+            "export.metrics": str(workdir / "metrics.json"),
+            "export.parity_images": 64,
+            **changes,
+        },
+    )
     return load_params(path)
 
 
@@ -97,17 +134,37 @@ def timed_train(params) -> tuple[dict, float]:
 def ddp_row(workdir: Path, sizes: dict) -> dict:
     """Two-process DDP through torchrun on two GPUs; a skipped row with the reason elsewhere."""
     if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
-        return {"check": "DDP, 2 processes", "result": "skipped: needs 2 CUDA devices",
-                "detail": f"{torch.cuda.device_count()} found"}
-    stage_params(workdir, "cuda", {**TIME_TO_LOSS, "train.epochs": sizes["epochs"], "train.out_dir": str(workdir / "ddp")},
-                 "ddp-params.yaml")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "vaeops.cli", "train",
-               "--params", str(workdir / "ddp-params.yaml")]
+        return {
+            "check": "DDP, 2 processes",
+            "result": "skipped: needs 2 CUDA devices",
+            "detail": f"{torch.cuda.device_count()} found",
+        }
+    stage_params(
+        workdir,
+        "cuda",
+        {**TIME_TO_LOSS, "train.epochs": sizes["epochs"], "train.out_dir": str(workdir / "ddp")},
+        "ddp-params.yaml",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "vaeops.cli",
+        "train",
+        "--params",
+        str(workdir / "ddp-params.yaml"),
+    ]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    return {"check": "DDP, 2 processes", "result": "ok" if done.returncode == 0 else f"failed ({done.returncode})",
-            "detail": f"{seconds:.1f} s incl. start-up" if done.returncode == 0 else done.stderr[-300:]}
+    return {
+        "check": "DDP, 2 processes",
+        "result": "ok" if done.returncode == 0 else f"failed ({done.returncode})",
+        "detail": f"{seconds:.1f} s incl. start-up" if done.returncode == 0 else done.stderr[-300:],
+    }
 
 
 def onnx_row(params, model, x: torch.Tensor, providers: list[str]) -> dict:
@@ -125,8 +182,11 @@ def onnx_row(params, model, x: torch.Tensor, providers: list[str]) -> dict:
     with torch.inference_mode():
         torch_out = model.cpu().pixel_mean(model.cpu().decode(model.cpu().encode(x.cpu())[0])).numpy()
     error = float(np.abs(onnx_out.reshape(len(x), -1) - torch_out).max())
-    return {"check": f"ONNX reconstruct_mean on {served.providers[0]}", "result": f"{len(x) / seconds:,.0f} images/s",
-            "detail": f"max abs(onnx - torch) {error:.1e} on {len(x)} images"}
+    return {
+        "check": f"ONNX reconstruct_mean on {served.providers[0]}",
+        "result": f"{len(x) / seconds:,.0f} images/s",
+        "detail": f"max abs(onnx - torch) {error:.1e} on {len(x)} images",
+    }
 
 
 def run(mnist: Path | None, tiny: bool) -> list[dict]:
@@ -145,23 +205,53 @@ def run(mnist: Path | None, tiny: bool) -> list[dict]:
         params = stage_params(workdir, device, {**TIME_TO_LOSS, "train.epochs": sizes["epochs"]})
         summary, seconds = timed_train(params)
         images = len(load_split(workdir / "prepared", "train")[0]) * summary["epochs_run"]
-        rows.append({"check": f"train 784-400-20, time-to-loss settings, {summary['epochs_run']} epochs",
-                     "result": f"{seconds:.1f} s ({images / summary['train_seconds']:,.0f} images/s)",
-                     "detail": f"val -ELBO {summary['best_val_loss']:.2f}; {summary['device']}, {summary['precision']}"})
+        rows.append(
+            {
+                "check": f"train 784-400-20, time-to-loss settings, {summary['epochs_run']} epochs",
+                "result": f"{seconds:.1f} s ({images / summary['train_seconds']:,.0f} images/s)",
+                "detail": f"val -ELBO {summary['best_val_loss']:.2f}; {summary['device']}, {summary['precision']}",
+            }
+        )
         model, _ = load_model(Path(summary["best"]), map_location=device)
         x_test = torch.from_numpy(load_split(workdir / "prepared", "test")[0][: sizes["nll_images"]].reshape(-1, 784))
         start = time.perf_counter()
-        nll = nll_estimate(model, x_test.to(device), sizes["nll_k"], seed=0, chunk_images=64 if cuda else 16,
-                           chunk_samples=500 if cuda else 64)
-        rows.append({"check": f"NLL, K = {sizes['nll_k']}, {len(x_test)} test images",
-                     "result": f"{time.perf_counter() - start:.1f} s", "detail": f"{nll['nll_nats']:.2f} ± {nll['nll_se']:.2f} nats"})
-        rows.append(onnx_row(params, model, x_test[: sizes["onnx_images"]],
-                             ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]))
-        paper = stage_params(workdir, device, {**IWAE_PAPER, "train.epochs": sizes["iwae_epochs"],
-                                               "train.out_dir": str(workdir / "iwae")}, "iwae-params.yaml")
+        nll = nll_estimate(
+            model,
+            x_test.to(device),
+            sizes["nll_k"],
+            seed=0,
+            chunk_images=64 if cuda else 16,
+            chunk_samples=500 if cuda else 64,
+        )
+        rows.append(
+            {
+                "check": f"NLL, K = {sizes['nll_k']}, {len(x_test)} test images",
+                "result": f"{time.perf_counter() - start:.1f} s",
+                "detail": f"{nll['nll_nats']:.2f} ± {nll['nll_se']:.2f} nats",
+            }
+        )
+        rows.append(
+            onnx_row(
+                params,
+                model,
+                x_test[: sizes["onnx_images"]],
+                ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"],
+            )
+        )
+        paper = stage_params(
+            workdir,
+            device,
+            {**IWAE_PAPER, "train.epochs": sizes["iwae_epochs"], "train.out_dir": str(workdir / "iwae")},
+            "iwae-params.yaml",
+        )
         summary, seconds = timed_train(paper)
-        rows.append({"check": f"train IWAE paper model (784-200-200-50 tanh, k = 5), {summary['epochs_run']} epochs",
-                     "result": f"{seconds:.1f} s", "detail": f"val -L_5 {summary['best_val_loss']:.2f}"})
+        rows.append(
+            {
+                "check": f"train IWAE paper model (784-200-200-50 tanh, k = 5), {summary['epochs_run']} epochs",
+                "result": f"{seconds:.1f} s",
+                "detail": f"val -L_5 {summary['best_val_loss']:.2f}",
+            }
+        )
         rows.append(ddp_row(workdir, sizes))
         shutil.rmtree(workdir / "onnx", ignore_errors=True)
     return rows

@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
 import yaml  # noqa: E402
+
 from helpers import complete_params  # noqa: E402
 from inference_speed import build_export  # noqa: E402
 
@@ -44,27 +45,48 @@ if header ~= nil and header ~= "" then wrk.headers["Inference-Header-Content-Len
 def payloads(image: np.ndarray) -> dict[str, tuple[str, bytes, str, str]]:
     """name -> (path, body, content type, Inference-Header-Content-Length) of one single-image request."""
     values = [float(v) for v in image]
-    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": 784 * 4}}],
-                         "outputs": [{"name": "x_hat", "parameters": {"binary_data": True}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 784 * 4}}
+            ],
+            "outputs": [{"name": "x_hat", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
     return {
-        "JSON API `/reconstruct`": ("/reconstruct", json.dumps({"images": values, "mode": "mean"}).encode(),
-                                    "application/json", ""),
-        "OIP, JSON tensors": ("/v2/models/reconstruct_mean/infer", json.dumps(
-            {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": values}]}).encode(),
-            "application/json", ""),
-        "OIP, binary tensors": ("/v2/models/reconstruct_mean/infer", header + image.astype("<f4").tobytes(),
-                                "application/octet-stream", str(len(header))),
+        "JSON API `/reconstruct`": (
+            "/reconstruct",
+            json.dumps({"images": values, "mode": "mean"}).encode(),
+            "application/json",
+            "",
+        ),
+        "OIP, JSON tensors": (
+            "/v2/models/reconstruct_mean/infer",
+            json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": values}]}).encode(),
+            "application/json",
+            "",
+        ),
+        "OIP, binary tensors": (
+            "/v2/models/reconstruct_mean/infer",
+            header + image.astype("<f4").tobytes(),
+            "application/octet-stream",
+            str(len(header)),
+        ),
     }
 
 
 def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     """Start `vaeops serve` on a free loopback port; return the process and its base URL."""
     params = root / "serve.yaml"
-    params.write_text(yaml.safe_dump(complete_params({"serve": {"model_dir": str(onnx_dir), "max_batch": 256,
-                                                                "workers": workers}})))
-    process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "-S", "serve.port=0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    params.write_text(
+        yaml.safe_dump(complete_params({"serve": {"model_dir": str(onnx_dir), "max_batch": 256, "workers": workers}}))
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "-S", "serve.port=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     for line in iter(process.stdout.readline, ""):
         found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
@@ -81,8 +103,13 @@ def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.P
 def wrk(url: str, script: Path, body: Path, content_type: str, header: str, concurrency: int, seconds: int) -> dict:
     """One wrk run; p50/p99 latency (ms) and requests/s, refusing runs with non-2xx answers or socket errors."""
     env = {**os.environ, "VAEOPS_BODY": str(body), "VAEOPS_CONTENT_TYPE": content_type, "VAEOPS_HEADER_LENGTH": header}
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+    ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"wrk saw failed requests:\n{out}")
 
@@ -121,14 +148,18 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-    print(f"vaeops serve, 784-400-20 model, single-image mean reconstruction, wrk -t1, {args.seconds:g} s per row, "
-          f"{os.cpu_count()} CPUs shared by client and server\n")
+    print(
+        f"vaeops serve, 784-400-20 model, single-image mean reconstruction, wrk -t1, {args.seconds:g} s per row, "
+        f"{os.cpu_count()} CPUs shared by client and server\n"
+    )
     print("| workers | protocol | body (bytes) | concurrency | p50 (ms) | p99 (ms) | requests/s | vs JSON API |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     base = {(w, c): r["rps"] for w, n, _, c, r in rows if n.startswith("JSON API")}
     for workers, name, size, concurrency, r in rows:
-        print(f"| {workers} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps']:,.0f} | "
-              f"{r['rps'] / base[(workers, concurrency)]:.2f}x |")
+        print(
+            f"| {workers} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps']:,.0f} | "
+            f"{r['rps'] / base[(workers, concurrency)]:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

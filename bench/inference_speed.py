@@ -14,8 +14,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import yaml  # noqa: E402
+
 from helpers import complete_params  # noqa: E402
 from onnx_helpers import make_checkpoint, make_prepared  # noqa: E402
-
 from vaeops.core.params import load_params  # noqa: E402
 from vaeops.export.export import export  # noqa: E402
 from vaeops.model.checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
@@ -36,7 +36,8 @@ TARGET_IMAGES_PER_S = 250_000
 
 
 def build_export(root: Path, checkpoint: str | None) -> tuple[torch.nn.Module, Path]:
-    """Export a 784-400-20 model (random, or the given checkpoint) through the export stage; return it and its folder."""
+    """Export a 784-400-20 model (random, or the given checkpoint) through the export stage; return it and its
+    folder."""
     data_sha = make_prepared(root / "prepared", image_shape=(28, 28))
     target = root / "best.pt"
     if checkpoint:
@@ -44,9 +45,12 @@ def build_export(root: Path, checkpoint: str | None) -> tuple[torch.nn.Module, P
         save_checkpoint(target, {**load_checkpoint(checkpoint), "data_sha256": data_sha})
     else:
         make_checkpoint(target, data_sha, hidden=(400,), latent_dim=20, input_dim=784)
-    raw = complete_params({"data": {"out_dir": str(root / "prepared")},
-                           "export": {"checkpoint": str(target), "out_dir": str(root / "onnx"),
-                                      "metrics": str(root / "none.json")}})
+    raw = complete_params(
+        {
+            "data": {"out_dir": str(root / "prepared")},
+            "export": {"checkpoint": str(target), "out_dir": str(root / "onnx"), "metrics": str(root / "none.json")},
+        }
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     export(load_params(root / "params.yaml"))
     model, _ = load_model(target)
@@ -104,27 +108,36 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         model, onnx_dir = build_export(Path(tmp), args.checkpoint)
-        print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.threads} threads, "
-              f"model {model.config.input_dim}-{'-'.join(map(str, model.config.hidden))}-{model.config.latent_dim}, "
-              f"mean reconstruction, {args.rounds} interleaved rounds, load average {load_before:.2f} at start\n")
+        print(
+            f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.threads} threads, "
+            f"model {model.config.input_dim}-{'-'.join(map(str, model.config.hidden))}-{model.config.latent_dim}, "
+            f"mean reconstruction, {args.rounds} interleaved rounds, load average {load_before:.2f} at start\n"
+        )
         batch1 = measure(contenders(model, onnx_dir, args.threads, 1), args.rounds, 500)
         batch256 = measure(contenders(model, onnx_dir, args.threads, 256), args.rounds, 20)
     # p50 over every call, and the median of the quietest round: on a shared machine the second is the better
     # estimate of what the code can do, the first of what it did.
     base1, base256 = np.median(batch1["PyTorch eager"]), np.median(batch256["PyTorch eager"])
-    print("| contender | batch 1 p50 (us) | quietest round | vs eager | batch 256 p50 (ms) | images/s | quietest round | vs eager |")
+    print(
+        "| contender | batch 1 p50 (us) | quietest round | vs eager | batch 256 p50 (ms) | images/s | quietest "
+        "round | vs eager |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in batch1:
         p50, p256 = np.median(batch1[name]), np.median(batch256[name])
         q1, q256 = np.median(batch1[name], axis=1).min(), np.median(batch256[name], axis=1).min()
-        print(f"| {name} | {p50 * 1e6:.1f} | {q1 * 1e6:.1f} | {base1 / p50:.2f}x | {p256 * 1e3:.3f} | "
-              f"{256 / p256:,.0f} | {256 / q256:,.0f} | {base256 / p256:.2f}x |")
+        print(
+            f"| {name} | {p50 * 1e6:.1f} | {q1 * 1e6:.1f} | {base1 / p50:.2f}x | {p256 * 1e3:.3f} | "
+            f"{256 / p256:,.0f} | {256 / q256:,.0f} | {base256 / p256:.2f}x |"
+        )
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end ({os.cpu_count()} CPUs)")
     best1 = min(np.median(v) for k, v in batch1.items() if k.startswith("ORT")) * 1e6
     best256 = max(256 / np.median(v) for k, v in batch256.items() if k.startswith("ORT"))
-    print(f"\ntargets: batch-1 p50 <= {TARGET_P50_US:.0f} us: best ORT {best1:.1f} us "
-          f"({'met' if best1 <= TARGET_P50_US else 'MISSED'}); batch-256 >= {TARGET_IMAGES_PER_S:,} images/s: "
-          f"best ORT {best256:,.0f} ({'met' if best256 >= TARGET_IMAGES_PER_S else 'MISSED'})")
+    print(
+        f"\ntargets: batch-1 p50 <= {TARGET_P50_US:.0f} us: best ORT {best1:.1f} us "
+        f"({'met' if best1 <= TARGET_P50_US else 'MISSED'}); batch-256 >= {TARGET_IMAGES_PER_S:,} images/s: "
+        f"best ORT {best256:,.0f} ({'met' if best256 >= TARGET_IMAGES_PER_S else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Against the IWAE paper: train its MNIST architecture with the VAE and the IWAE (k = 50) objectives, report K = 5000 NLL.
+"""Against the IWAE paper: train its MNIST architecture with the VAE and the IWAE (k = 50) objectives, report K =
+5000 NLL.
 
 Burda, Grosse & Salakhutdinov (2016), table 1, one stochastic layer: 784-200-200-50, tanh, Bernoulli likelihood,
 dynamic binarization of the training set; test NLL (K = 5000) VAE 86.76 nats, IWAE k = 50 84.78 nats, after 3,280
@@ -60,12 +61,24 @@ def train_within(overridden: dict, minutes: float) -> dict:
 def overrides(args: argparse.Namespace, workdir: Path, objective: str) -> dict:
     """params.yaml overrides for one run: the paper's architecture, this objective, this folder."""
     return {
-        "data.dataset": "mnist", "data.source_dir": str(args.mnist.resolve()), "data.out_dir": str(workdir / "prepared"),
-        "model.hidden": [200, 200], "model.latent_dim": 50, "model.activation": "tanh", "model.likelihood": "bernoulli",
-        "train.objective": objective, "train.samples": OBJECTIVES[objective], "train.epochs": epochs(args, objective) or 1,
-        "train.batch_size": args.batch_size, "train.lr": args.lr, "train.binarize": "dynamic",
-        "train.early_stopping_patience": 0, "train.threads": args.threads, "train.spread_samples": 0,
-        "train.out_dir": str(workdir / objective / "models"), "train.live_dir": str(workdir / objective / "live"),
+        "data.dataset": "mnist",
+        "data.source_dir": str(args.mnist.resolve()),
+        "data.out_dir": str(workdir / "prepared"),
+        "model.hidden": [200, 200],
+        "model.latent_dim": 50,
+        "model.activation": "tanh",
+        "model.likelihood": "bernoulli",
+        "train.objective": objective,
+        "train.samples": OBJECTIVES[objective],
+        "train.epochs": epochs(args, objective) or 1,
+        "train.batch_size": args.batch_size,
+        "train.lr": args.lr,
+        "train.binarize": "dynamic",
+        "train.early_stopping_patience": 0,
+        "train.threads": args.threads,
+        "train.spread_samples": 0,
+        "train.out_dir": str(workdir / objective / "models"),
+        "train.live_dir": str(workdir / objective / "live"),
     }
 
 
@@ -99,20 +112,34 @@ def main() -> None:
             train_seconds = time.perf_counter() - started
             model, _ = load_model(workdir / objective / "models" / "vae" / "best.pt", manifest_sha256(prepared))
             images, _ = load_split(prepared, "test")
-            x = binarize_static(torch.from_numpy(images.reshape(len(images), -1)[: args.images].copy()), TEST_BINARIZATION_SEED)
+            x = binarize_static(
+                torch.from_numpy(images.reshape(len(images), -1)[: args.images].copy()), TEST_BINARIZATION_SEED
+            )
             started = time.perf_counter()
             nll = nll_estimate(model, x, args.k, seed=0, chunk_images=16, chunk_samples=64)
-            rows.append({"objective": objective, "train_samples": OBJECTIVES[objective], "epochs": summary["epochs_run"],
-                         "best_epoch": summary.get("best_epoch"), "train_seconds": round(train_seconds),
-                         "nll_seconds": round(time.perf_counter() - started), "test_images": len(x),
-                         "nll": round(nll["nll_nats"], 2), "nll_se": round(nll["nll_se"], 2), "paper_nll": PAPER[objective]})
+            rows.append(
+                {
+                    "objective": objective,
+                    "train_samples": OBJECTIVES[objective],
+                    "epochs": summary["epochs_run"],
+                    "best_epoch": summary.get("best_epoch"),
+                    "train_seconds": round(train_seconds),
+                    "nll_seconds": round(time.perf_counter() - started),
+                    "test_images": len(x),
+                    "nll": round(nll["nll_nats"], 2),
+                    "nll_se": round(nll["nll_se"], 2),
+                    "paper_nll": PAPER[objective],
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     print(f"\n784-200-200-50 tanh, dynamic binarization, paper trained 3,280 epochs; K = {args.k} test NLL:")
     for row in rows:
         name = "VAE (k = 1)" if row["objective"] == "elbo" else "IWAE (k = 50)"
-        print(f"  {name:14s} {row['nll']:7.2f} ± {row['nll_se']:.2f} nats   paper {row['paper_nll']:.2f}   "
-              f"gap {row['nll'] - row['paper_nll']:+.2f}   ({row['epochs']} epochs in {row['train_seconds']} s, "
-              f"NLL on {row['test_images']} images in {row['nll_seconds']} s)")
+        print(
+            f"  {name:14s} {row['nll']:7.2f} ± {row['nll_se']:.2f} nats   paper {row['paper_nll']:.2f}   "
+            f"gap {row['nll'] - row['paper_nll']:+.2f}   ({row['epochs']} epochs in {row['train_seconds']} s, "
+            f"NLL on {row['test_images']} images in {row['nll_seconds']} s)"
+        )
 
 
 if __name__ == "__main__":

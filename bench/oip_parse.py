@@ -33,9 +33,14 @@ print(json.dumps(best))
 def request_body() -> tuple[bytes, int]:
     """One single-image binary request and its JSON header's length."""
     image = np.random.default_rng(0).random((1, 784)).astype("<f4")
-    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": image.nbytes}}],
-                         "outputs": [{"name": "x_hat", "parameters": {"binary_data": True}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": image.nbytes}}
+            ],
+            "outputs": [{"name": "x_hat", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
     return header + image.tobytes(), len(header)
 
 
@@ -52,7 +57,9 @@ def main() -> None:
         return parse_request(body, str(length))[1]["x"]
 
     assert ours().shape == (1, 784)
-    results = {"vaeops.serving.oip.parse_request": min(timeit.repeat(ours, number=args.repeats, repeat=5)) / args.repeats}
+    results = {
+        "vaeops.serving.oip.parse_request": min(timeit.repeat(ours, number=args.repeats, repeat=5)) / args.repeats
+    }
     if args.kserve_python:
         code = TIMER.format(body=body, length=length, repeats=args.repeats)
         out = subprocess.run([args.kserve_python, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,4 +1,5 @@
-"""Retraining as a Prefect 3 flow: prepare, validate, drift, train (vae, plugin, autoencoder), evaluate, export, promote.
+"""Retraining as a Prefect 3 flow: prepare, validate, drift, train (vae, plugin, autoencoder), evaluate, export,
+promote.
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`, from the one registry (vaeops.stages).
 The task cache is keyed on what dvc.yaml says the stage reads (file hashes + params values), so an unchanged stage
@@ -22,15 +23,20 @@ REPO = Path(__file__).resolve().parents[1]
 # Run directly or through `make run`, the flow behaves the same: Prefect's state and task cache in the checkout's
 # .prefect/ (git-ignored), no telemetry, and time for a first start of Prefect's temporary server on 2 busy cores.
 # Set before Prefect is imported; a caller's own settings (the tests', a deployment's) win.
-for _name, _value in {"PREFECT_HOME": str(REPO / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                      "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
-                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}.items():
+for _name, _value in {
+    "PREFECT_HOME": str(REPO / ".prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}.items():
     os.environ.setdefault(_name, _value)
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE  # noqa: E402
 
+from vaeops.bundle.manifest import PROFILE  # noqa: E402
 from vaeops.core.errors import (  # noqa: E402
     CheckpointError,
     DataError,
@@ -41,7 +47,6 @@ from vaeops.core.errors import (  # noqa: E402
     VaeopsError,
     ValidationFailed,
 )
-from vaeops.bundle.manifest import PROFILE  # noqa: E402
 from vaeops.core.params import Params, load_params, parse_assignments  # noqa: E402
 from vaeops.lifecycle import record as dvc_record  # noqa: E402
 from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest, stage_specs  # noqa: E402
@@ -57,7 +62,9 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(state.data, DownloadError) or not isinstance(state.data, PERMANENT)
 
 
-def run_stage(stage: Stage, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None) -> dict[str, Any]:
+def run_stage(
+    stage: Stage, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None
+) -> dict[str, Any]:
     """Call the stage function with its params (the stage's fixed keys on top) and return its small summary and a
     digest of what it wrote."""
     result = stage.load()(load_params(params_file, {**(overrides or {}), **stage.fixed}))
@@ -71,10 +78,18 @@ def stage_task(stage: Stage) -> Any:
     its cache key: the repo root (two checkouts never share results), the params file, the stage's outs, `key` (the
     fingerprint of all the stage reads) and the run-only overrides it sees."""
 
-    @task(name=stage.name, task_run_name=stage.name, cache_policy=INPUTS + TASK_SOURCE, persist_result=True,
-          retries=len(stage.retries), retry_delay_seconds=list(stage.retries) or 0, retry_condition_fn=transient)
-    def run(root: str, params_file: str, name: str, outs: tuple[str, ...], key: str,
-            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    @task(
+        name=stage.name,
+        task_run_name=stage.name,
+        cache_policy=INPUTS + TASK_SOURCE,
+        persist_result=True,
+        retries=len(stage.retries),
+        retry_delay_seconds=list(stage.retries) or 0,
+        retry_condition_fn=transient,
+    )
+    def run(
+        root: str, params_file: str, name: str, outs: tuple[str, ...], key: str, overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         return run_stage(stage, params_file, outs, overrides)
 
     return run
@@ -100,8 +115,10 @@ def commit_message(decision: dict[str, Any]) -> str:
     from prefect.runtime import flow_run
 
     verdict = "promoted" if decision.get("promoted") else "not promoted"
-    return (f"vaeops retrain {flow_run.get_name() or 'run'}: {decision['challenger']['model_version']} {verdict}; "
-            f"champion {decision.get('champion')}\n\n" + "\n".join(decision.get("reasons", [])))
+    return (
+        f"vaeops retrain {flow_run.get_name() or 'run'}: {decision['challenger']['model_version']} {verdict}; "
+        f"champion {decision.get('champion')}\n\n" + "\n".join(decision.get("reasons", []))
+    )
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -118,8 +135,11 @@ def publish_validation(params: Params) -> None:
     from vaeops.data.validate import summary  # the same text `vaeops validate` prints
 
     failures = "".join(f"\n- {failure}" for failure in report.get("failures", []))
-    create_markdown_artifact(key="validation-summary", description="Great Expectations gate",
-                             markdown=f"# Validation\n\n```\n{summary(report)}\n```\n{failures}\n")
+    create_markdown_artifact(
+        key="validation-summary",
+        description="Great Expectations gate",
+        markdown=f"# Validation\n\n```\n{summary(report)}\n```\n{failures}\n",
+    )
 
 
 def publish_drift(params: Params) -> None:
@@ -127,8 +147,12 @@ def publish_drift(params: Params) -> None:
     report = read_json(params.drift.report)
     if report:
         lines = "".join(f"\n- {m}" for m in report.get("messages", []))
-        create_markdown_artifact(key="drift-report", description=f"drift: {report['level']}",
-                                 markdown=f"# Drift: {report['level']}\n{lines}\n\n```\n{json.dumps(report.get('scores', {}), indent=2)}\n```\n")
+        create_markdown_artifact(
+            key="drift-report",
+            description=f"drift: {report['level']}",
+            markdown=f"# Drift: {report['level']}\n{lines}\n\n"
+            f"```\n{json.dumps(report.get('scores', {}), indent=2)}\n```\n",
+        )
 
 
 def headline(params: Params) -> list[dict[str, Any]]:
@@ -136,8 +160,9 @@ def headline(params: Params) -> list[dict[str, Any]]:
     from vaeops.lifecycle.promote import model_metrics
 
     path = Path(params.export.metrics)
-    metrics = read_json(path)
-    return [{"model": model, **model_metrics(metrics, model, path)} for model in params.evaluate.models] if metrics else []
+    return (
+        [{"model": model, **model_metrics(path, model)} for model in params.evaluate.models] if path.is_file() else []
+    )
 
 
 def publish_results(params: Params, decision: dict[str, Any]) -> None:
@@ -147,13 +172,17 @@ def publish_results(params: Params, decision: dict[str, Any]) -> None:
         create_table_artifact(key="metrics", table=rows, description="test split: each trained model variant")
     verdict = "promoted" if decision["promoted"] else "not promoted"
     reasons = "\n".join(f"- {reason}" for reason in decision["reasons"])
-    create_markdown_artifact(key="promotion-decision", description=verdict,
-                             markdown=f"# {decision['challenger']['model_version']}: {verdict}\n\n{reasons}\n\n"
-                                      f"champion: {decision['champion']} in `{decision['champion_dir']}/`\n")
+    create_markdown_artifact(
+        key="promotion-decision",
+        description=verdict,
+        markdown=f"# {decision['challenger']['model_version']}: {verdict}\n\n{reasons}\n\n"
+        f"champion: {decision['champion']} in `{decision['champion_dir']}/`\n",
+    )
     report = Path(params.evaluate.out_dir) / "report.md"
     if report.is_file():
-        create_markdown_artifact(key="evaluation-report", markdown=report.read_text(encoding="utf-8"),
-                                 description=str(report))
+        create_markdown_artifact(
+            key="evaluation-report", markdown=report.read_text(encoding="utf-8"), description=str(report)
+        )
 
 
 def extra_inputs(stage: str, params: Params) -> tuple[str, ...]:
@@ -168,8 +197,15 @@ def extra_inputs(stage: str, params: Params) -> tuple[str, ...]:
     return ()
 
 
-def run_step(stage: Stage, specs: dict[str, StageSpec], params: Params, params_file: str, done: dict[str, str],
-             refresh: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_step(
+    stage: Stage,
+    specs: dict[str, StageSpec],
+    params: Params,
+    params_file: str,
+    done: dict[str, str],
+    refresh: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run one stage task (or take its cached result) and return its summary; a failed stage raises its error."""
     logger = get_run_logger()
     logger.info("%s: started", stage.name)
@@ -177,8 +213,11 @@ def run_step(stage: Stage, specs: dict[str, StageSpec], params: Params, params_f
     spec, run = specs[stage.name], TASKS[stage.name]
     # Run-only overrides (an accepted contract change) reach the stages that read those keys, and their cache keys,
     # but not params.yaml; the other stages keep their cached results.
-    mine = {key: value for key, value in (overrides or {}).items()
-            if any(key == name or key.startswith(name + ".") for name in spec.params)}
+    mine = {
+        key: value
+        for key, value in (overrides or {}).items()
+        if any(key == name or key.startswith(name + ".") for name in spec.params)
+    }
     key = fingerprint(spec, params, extra_inputs(stage.name, params))
     args = (os.getcwd(), params_file, stage.name, spec.outs, key, mine or None)
     state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
@@ -195,8 +234,12 @@ PUBLISH = {"validate": lambda params: publish_validation(params), "drift": lambd
 
 
 @flow(name="vaeops-retrain", description=__doc__.splitlines()[0])
-def retrain(params_file: str = "params.yaml", overrides: dict[str, Any] | None = None, force_retrain: bool = False,
-            accept_contract_change: bool = False) -> dict[str, Any]:
+def retrain(
+    params_file: str = "params.yaml",
+    overrides: dict[str, Any] | None = None,
+    force_retrain: bool = False,
+    accept_contract_change: bool = False,
+) -> dict[str, Any]:
     """Retrain on the configured data, gate the new model, promote it if it wins, record it with DVC.
 
     `overrides` ("section.key" -> value, what `-S` gives) are written into the params file first, keeping its
@@ -215,8 +258,9 @@ def retrain(params_file: str = "params.yaml", overrides: dict[str, Any] | None =
     try:
         for stage in STAGES:
             try:
-                run_step(stage, specs, params, params_file, done, force_retrain and stage.command == "train",
-                         run_overrides)
+                run_step(
+                    stage, specs, params, params_file, done, force_retrain and stage.command == "train", run_overrides
+                )
             finally:
                 PUBLISH.get(stage.name, lambda _: None)(params)
             if stage.name == "drift":
@@ -235,8 +279,9 @@ def retrain(params_file: str = "params.yaml", overrides: dict[str, Any] | None =
     except Exception as exc:
         logger.error("run stopped: %s\n%s", exc, format_summary(outcome))
         raise
-    create_markdown_artifact(key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n",
-                             description="stages, metrics, decision")
+    create_markdown_artifact(
+        key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n", description="stages, metrics, decision"
+    )
     return outcome
 
 
@@ -244,8 +289,10 @@ def check_pipeline(specs: dict[str, StageSpec]) -> None:
     """The registry and dvc.yaml (read by DVC's own parser) must hold the same stages in the same order."""
     ours, theirs = [stage.name for stage in STAGES], list(specs)
     if ours != theirs:
-        raise ParamsError(f"dvc.yaml's stages {theirs} differ from the flow's {ours}: the flow and `dvc repro` must "
-                          "run the same pipeline (vaeops/stages.py is the registry)")
+        raise ParamsError(
+            f"dvc.yaml's stages {theirs} differ from the flow's {ours}: the flow and `dvc repro` must "
+            "run the same pipeline (vaeops/stages.py is the registry)"
+        )
 
 
 def format_summary(outcome: dict[str, Any]) -> str:
@@ -253,18 +300,24 @@ def format_summary(outcome: dict[str, Any]) -> str:
     lines = ["stages:"] + [f"  {stage:13s} {state}" for stage, state in outcome["stages"].items()]
     drift = outcome.get("drift")
     if drift:
-        lines.append(f"drift against the champion's data: {drift['level']}"
-                     + "".join(f"\n  {message}" for message in drift.get("messages", [])))
+        lines.append(
+            f"drift against the champion's data: {drift['level']}"
+            + "".join(f"\n  {message}" for message in drift.get("messages", []))
+        )
     for row in outcome.get("metrics") or []:
-        lines.append(f"model {row['model']:7s} test NLL {row['nll']:.3f} nats, {row['active_units']} active units"
-                     + (", POSTERIOR COLLAPSED" if row["collapsed"] else ""))
+        lines.append(
+            f"model {row['model']:7s} test NLL {row['nll']:.3f} nats, {row['active_units']} active units"
+            + (", POSTERIOR COLLAPSED" if row["collapsed"] else "")
+        )
     decision = outcome.get("promotion")
     if decision:
         verdict = "PROMOTED" if decision["promoted"] else "not promoted"
         # A cached promote stage means the decision on record was taken by an earlier run on the same inputs.
         when = " (earlier run, same inputs)" if outcome["stages"].get("promote", "").startswith("skipped") else ""
-        lines.append(f"promotion{when}: {decision['challenger']['model_version']} {verdict}; "
-                     f"champion {decision['champion']} in {decision['champion_dir']}/")
+        lines.append(
+            f"promotion{when}: {decision['challenger']['model_version']} {verdict}; "
+            f"champion {decision['champion']} in {decision['champion_dir']}/"
+        )
         lines += [f"  {reason}" for reason in decision["reasons"]]
     if outcome.get("record"):
         lines.append(f"dvc: dvc.lock committed, status clean, push: {outcome['record']['pushed']}")
@@ -276,20 +329,31 @@ def quiet_task_states() -> None:
     """Drop Prefect's "Finished in state Completed()" line per task from the terminal: run_step already logs each
     stage's start and its end with the time taken. Failures, retries and every other task log line still show."""
     logging.getLogger("prefect.task_runs").addFilter(
-        lambda record: not record.getMessage().startswith(("Finished in state Completed", "Finished in state Cached")))
+        lambda record: not record.getMessage().startswith(("Finished in state Completed", "Finished in state Cached"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python flows/retrain.py`: one run of the flow, then the summary on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
-                        help="set a params.yaml key for this and later runs (written into the file, as `dvc exp run "
-                             "-S` does; repeatable), e.g. -S data.dataset=mnist -S data.source_dir=DIR")
+    parser.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        dest="assignments",
+        help="set a params.yaml key for this and later runs (written into the file, as `dvc exp run "
+        "-S` does; repeatable), e.g. -S data.dataset=mnist -S data.source_dir=DIR",
+    )
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
-    parser.add_argument("--accept-contract-change", action="store_true",
-                        help="let the gate promote a model with another input contract (image shape, likelihood); "
-                             "this run only, never written into params.yaml")
+    parser.add_argument(
+        "--accept-contract-change",
+        action="store_true",
+        help="let the gate promote a model with another input contract (image shape, likelihood); "
+        "this run only, never written into params.yaml",
+    )
     args = parser.parse_args(argv)
     try:  # a bad key or value is refused by name before Prefect starts
         overrides = parse_assignments(args.assignments)
@@ -302,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     # Printed at exit, after Prefect has flushed its logs and stopped its temporary server (their exit handlers are
     # registered later, so they run first): the summary is the last thing on the terminal.
     atexit.register(lambda: print("\n" + "\n".join(lines), flush=True))
-    state = retrain(args.params, overrides or None, args.force_retrain, args.accept_contract_change,
-                    return_state=True)
+    state = retrain(args.params, overrides or None, args.force_retrain, args.accept_contract_change, return_state=True)
     if state.is_completed():
         lines.append(format_summary(state.result()))
         return 0

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 import pytest
 
-from helpers import REPO
-
-ARTIFACTS = REPO / "test-artifacts"  # screenshots the browser tests leave (git-ignored)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+# Screenshots the browser tests leave, outside the checkout (tests write only under temporary folders); set
+# VAEOPS_TEST_ARTIFACTS to keep them elsewhere.
+ARTIFACTS = Path(os.environ.get("VAEOPS_TEST_ARTIFACTS", Path(tempfile.gettempdir()) / "vaeops-test-artifacts"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", ""}
 
 
@@ -48,7 +57,10 @@ def offline_page(viewport: tuple[int, int] = (1280, 1400)) -> Iterator[tuple[obj
             context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
             context.route("**/*", route)
             page = context.new_page()
-            page.on("console", lambda message: problems.append(f"console: {message.text}") if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda message: problems.append(f"console: {message.text}") if message.type == "error" else None,
+            )
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("requestfailed", lambda request: problems.append(f"failed: {request.url} {request.failure}"))
             yield page, problems
@@ -58,7 +70,7 @@ def offline_page(viewport: tuple[int, int] = (1280, 1400)) -> Iterator[tuple[obj
 
 def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/ and return its path."""
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path

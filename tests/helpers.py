@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from vaeops.bundle.manifest import GRAPHS, MANIFEST, Manifest, file_entry
+from vaeops.bundle.reports import EvaluationMetrics, ModelEstimates
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = (REPO / ".." / "shared" / "data" / "mnist").resolve()
@@ -49,8 +50,15 @@ def complete_params(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return raw
 
 
-def write_stand_in_export(export_dir: Path, version: str, checkpoint: str, data_sha: str, checkpoint_sha: str = "c" * 64,
-                          likelihood: str = "bernoulli", tag: str | None = None) -> Manifest:
+def write_stand_in_export(
+    export_dir: Path,
+    version: str,
+    checkpoint: str,
+    data_sha: str,
+    checkpoint_sha: str = "c" * 64,
+    likelihood: str = "bernoulli",
+    tag: str | None = None,
+) -> Manifest:
     """An export folder whose graph files are stand-in bytes (the gate checks their sha256, not their contents) and
     whose manifest is a valid one, written through the bundle schema."""
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +67,48 @@ def write_stand_in_export(export_dir: Path, version: str, checkpoint: str, data_
         data = f"{tag or version}:{name}".encode()
         (export_dir / f"{name}.onnx").write_bytes(data)
         graphs[name] = file_entry(f"{name}.onnx", data, inputs=["x"], outputs=["x_hat"], max_abs_error={"x_hat": 0.0})
-    manifest = Manifest(model_version=version, checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha, epoch=1,
-                        params_sha256="p" * 64, data_sha256=data_sha, input_dim=64, latent_dim=3, image_shape=[8, 8],
-                        likelihood=likelihood, metrics={}, vaeops_version="test", opset=20,
-                        parity={"images": 8, "atol": 1e-5, "rtol": 1e-4}, versions={}, graphs=graphs)
+    manifest = Manifest(
+        model_version=version,
+        checkpoint=checkpoint,
+        checkpoint_sha256=checkpoint_sha,
+        epoch=1,
+        params_sha256="p" * 64,
+        data_sha256=data_sha,
+        input_dim=64,
+        latent_dim=3,
+        image_shape=[8, 8],
+        likelihood=likelihood,
+        metrics={},
+        vaeops_version="test",
+        opset=20,
+        parity={"images": 8, "atol": 1e-5, "rtol": 1e-4},
+        versions={},
+        graphs=graphs,
+    )
     (export_dir / MANIFEST).write_text(manifest.to_json())
     return manifest
+
+
+def evaluation_metrics(data_sha: str = "d" * 64, **models: dict[str, Any]) -> dict[str, Any]:
+    """A complete, schema-valid reports/metrics.json: every estimate 0 unless `models` gives it, e.g.
+    evaluation_metrics(vae={"nll": 30.0, "active_units": 5})."""
+    entries = {
+        name: ModelEstimates.model_validate({**{key: 0 for key in ModelEstimates.model_fields}, **values})
+        for name, values in models.items()
+    }
+    metrics = EvaluationMetrics(
+        dataset="digits",
+        split="test",
+        images=1,
+        nll_images=1,
+        study_images=1,
+        pixels=64,
+        binarize="none",
+        seed=0,
+        nll_k=1,
+        elbo_ks=[1],
+        precision="fp32",
+        data_sha256=data_sha,
+        models=entries,
+    )
+    return metrics.model_dump(mode="json")

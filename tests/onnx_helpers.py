@@ -34,19 +34,29 @@ def make_prepared(out_dir: Path, image_shape: tuple[int, int] = IMAGE_SHAPE, see
     return splits.manifest_sha256(out_dir)
 
 
-def make_checkpoint(path: Path, data_sha256: str, likelihood: str = "bernoulli", hidden: tuple[int, ...] = (16,),
-                    latent_dim: int = 3, input_dim: int = IMAGE_SHAPE[0] * IMAGE_SHAPE[1], seed: int = 0) -> VAE:
+def make_checkpoint(
+    path: Path,
+    data_sha256: str,
+    likelihood: str = "bernoulli",
+    hidden: tuple[int, ...] = (16,),
+    latent_dim: int = 3,
+    input_dim: int = IMAGE_SHAPE[0] * IMAGE_SHAPE[1],
+    seed: int = 0,
+) -> VAE:
     """Save a randomly initialised VAE as a checkpoint in the format `vaeops train` writes; return the model."""
     torch.manual_seed(seed)
     config = ModelConfig(input_dim=input_dim, hidden=hidden, latent_dim=latent_dim, likelihood=likelihood)
     model = VAE(config).eval()
-    save_checkpoint(path, {
-        "model_config": config.to_dict(),
-        "model_state": model.state_dict(),
-        "data_sha256": data_sha256,
-        "params": {"train": {"variant": "vae", "seed": seed}},
-        "epoch": 0,
-    })
+    save_checkpoint(
+        path,
+        {
+            "model_config": config.to_dict(),
+            "model_state": model.state_dict(),
+            "data_sha256": data_sha256,
+            "params": {"train": {"variant": "vae", "seed": seed}},
+            "epoch": 0,
+        },
+    )
     return model
 
 
@@ -61,7 +71,12 @@ def make_project(root: Path, **checkpoint_options) -> tuple[Params, VAE]:
             "out_dir": str(root / "models" / "onnx"),
             "metrics": str(root / "reports" / "metrics.json"),
         },
-        "serve": {"model_dir": str(root / "models" / "onnx"), "max_batch": 16, "max_samples": 8, "max_body_bytes": 200_000},
+        "serve": {
+            "model_dir": str(root / "models" / "onnx"),
+            "max_batch": 16,
+            "max_samples": 8,
+            "max_body_bytes": 200_000,
+        },
     }
     (root / "params.yaml").write_text(yaml.safe_dump(complete_params(raw)), encoding="utf-8")
     return load_params(root / "params.yaml"), model
@@ -74,8 +89,12 @@ class Server:
     """A `vaeops serve` subprocess; its stderr is drained by a thread so the pipe never fills."""
 
     def __init__(self, args: list[str]):
-        self.process = subprocess.Popen([sys.executable, "-m", "vaeops.cli", "serve", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vaeops.cli", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")), daemon=True).start()
 

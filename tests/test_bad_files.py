@@ -24,15 +24,18 @@ SHAPE = (8, 8)
 
 
 def vaeops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vaeops.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vaeops.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
 def prepared(project: Path) -> Path:
     rng = np.random.default_rng(0)
-    splits = {name: (rng.random((n, *SHAPE), dtype=np.float32), np.arange(n) % 10)
-              for name, n in (("train", 40), ("val", 20), ("test", 20))}
+    splits = {
+        name: (rng.random((n, *SHAPE), dtype=np.float32), np.arange(n) % 10)
+        for name, n in (("train", 40), ("val", 20), ("test", 20))
+    }
     write_prepared(project / "data" / "prepared", splits, {"dataset": "digits", "image_shape": list(SHAPE)})
     return project / "data" / "prepared"
 
@@ -57,7 +60,11 @@ def test_an_unparsable_data_manifest_is_named(prepared):
     with pytest.raises(DataError, match="data manifest .*manifest.json is not readable JSON"):
         load_manifest(prepared)
     result = vaeops("validate", cwd=prepared.parents[1])
-    assert result.returncode == 2 and "manifest.json is not readable JSON" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "manifest.json is not readable JSON" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_a_checkpoint_that_is_not_a_checkpoint_dict_is_refused_by_export(prepared):
@@ -68,21 +75,40 @@ def test_a_checkpoint_that_is_not_a_checkpoint_dict_is_refused_by_export(prepare
     assert result.returncode == 2 and "holds a list, not a vaeops checkpoint" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.pop("latent_dim"), "key 'latent_dim': Field required"),
-    (lambda m: m.update(image_shape="8x8"), "key 'image_shape': Input should be a valid list, got '8x8'"),
-    (lambda m: m.update(image_shape=[8, 9]), r"image_shape \[8, 9\] does not match input_dim 64"),
-    (lambda m: m["graphs"]["decoder"].pop("sha256"), "key 'graphs.decoder.sha256': Field required"),
-    (lambda m: m["graphs"]["decoder"].update(file="../decoder.onnx"), "not a file inside the bundle"),
-    (lambda m: m.update(graphs=[]), "key 'graphs': Input should be a valid dictionary"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.pop("latent_dim"), "key 'latent_dim': Field required"),
+        (lambda m: m.update(image_shape="8x8"), "key 'image_shape': Input should be a valid list, got '8x8'"),
+        (lambda m: m.update(image_shape=[8, 9]), r"image_shape \[8, 9\] does not match input_dim 64"),
+        (lambda m: m["graphs"]["decoder"].pop("sha256"), "key 'graphs.decoder.sha256': Field required"),
+        (lambda m: m["graphs"]["decoder"].update(file="../decoder.onnx"), "not a file inside the bundle"),
+        (lambda m: m.update(graphs=[]), "key 'graphs': Input should be a valid dictionary"),
+    ],
+)
 def test_a_broken_export_manifest_is_named_by_the_library_the_service_and_the_gate(tmp_path, change, message):
-    manifest = {"format": "vaeops-onnx/1", "model_version": "vae@x", "checkpoint": "models/vae/best.pt",
-                "checkpoint_sha256": "c" * 64, "epoch": 1, "params_sha256": "p" * 64, "data_sha256": "d" * 64,
-                "image_shape": [8, 8], "input_dim": 64, "latent_dim": 3, "likelihood": "bernoulli", "metrics": {},
-                "vaeops_version": "0", "opset": 20, "parity": {"images": 1, "atol": 0, "rtol": 0}, "versions": {},
-                "graphs": {g: {"file": f"{g}.onnx", "sha256": "0" * 64, "bytes": 1, "inputs": [], "outputs": [],
-                               "max_abs_error": {}} for g in ("encoder", "decoder", "reconstruct", "reconstruct_mean")}}
+    manifest = {
+        "format": "vaeops-onnx/1",
+        "model_version": "vae@x",
+        "checkpoint": "models/vae/best.pt",
+        "checkpoint_sha256": "c" * 64,
+        "epoch": 1,
+        "params_sha256": "p" * 64,
+        "data_sha256": "d" * 64,
+        "image_shape": [8, 8],
+        "input_dim": 64,
+        "latent_dim": 3,
+        "likelihood": "bernoulli",
+        "metrics": {},
+        "vaeops_version": "0",
+        "opset": 20,
+        "parity": {"images": 1, "atol": 0, "rtol": 0},
+        "versions": {},
+        "graphs": {
+            g: {"file": f"{g}.onnx", "sha256": "0" * 64, "bytes": 1, "inputs": [], "outputs": [], "max_abs_error": {}}
+            for g in ("encoder", "decoder", "reconstruct", "reconstruct_mean")
+        },
+    }
     change(manifest)
     model_dir = tmp_path / "champion"
     model_dir.mkdir()
@@ -113,10 +139,13 @@ def test_an_exploding_yaml_value_gives_a_short_message(tmp_path):
     assert len(str(error.value)) < 400 and "characters)" in str(error.value)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "is empty; it needs the sections"),
-    ("data:\n  seed: 1\n", "has no section(s) validate, drift, promote"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "is empty; it needs the sections"),
+        ("data:\n  seed: 1\n", "has no section(s) validate, drift, promote"),
+    ],
+)
 def test_a_missing_or_empty_params_file_or_section_is_named(tmp_path, text, message):
     path = tmp_path / "params.yaml"
     path.write_text(text)

@@ -10,6 +10,7 @@ from vaeops.core.errors import VaeopsError
 from vaeops.core.params.loader import parse_assignments
 from vaeops.stages import commands
 
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Build the parser; only the chosen command's module is imported, so `vaeops --help` stays fast."""
     parser = argparse.ArgumentParser(prog="vaeops", description=__doc__)
@@ -17,8 +18,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in commands().items():
         subparser = sub.add_parser(name, help=help_text, description=help_text)
         subparser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
-        subparser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
-                               help="override one params.yaml key for this command (repeatable; the value is YAML)")
+        subparser.add_argument(
+            "-S",
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            dest="assignments",
+            help="override one params.yaml key for this command (repeatable; the value is YAML)",
+        )
         subparser.set_defaults(module=module_name)
         if name == command:
             add_arguments = getattr(importlib.import_module(module_name), "add_arguments", None)

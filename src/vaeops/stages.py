@@ -7,8 +7,9 @@ own parser). A reference is a dotted path resolved when the stage runs, so `vaeo
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,26 +39,52 @@ class Stage:
 
 
 def _trains() -> tuple[Stage, ...]:
-    return tuple(Stage(f"train@{variant}", "vaeops.training.train:train", {"train.variant": variant}, (10,),
-                       "train one model variant (-S train.variant=vae|plugin|autoencoder) on the prepared data")
-                 for variant in ("vae", "plugin", "autoencoder"))
+    return tuple(
+        Stage(
+            f"train@{variant}",
+            "vaeops.training.train:train",
+            {"train.variant": variant},
+            (10,),
+            "train one model variant (-S train.variant=vae|plugin|autoencoder) on the prepared data",
+        )
+        for variant in ("vae", "plugin", "autoencoder")
+    )
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare", "vaeops.data.prepare:prepare", retries=(5, 30),
-          help="load the configured data set, split it, write data/prepared/"),
+    Stage(
+        "prepare",
+        "vaeops.data.prepare:prepare",
+        retries=(5, 30),
+        help="load the configured data set, split it, write data/prepared/",
+    ),
     # Verdicts on the data: a retry would give the same answer.
-    Stage("validate", "vaeops.data.validate:validate",
-          help="check every prepared split with Great Expectations; non-zero exit on failure"),
-    Stage("drift", "vaeops.data.drift:drift",
-          help="compare the new training data with the champion's; non-zero exit on far drift"),
+    Stage(
+        "validate",
+        "vaeops.data.validate:validate",
+        help="check every prepared split with Great Expectations; non-zero exit on failure",
+    ),
+    Stage(
+        "drift",
+        "vaeops.data.drift:drift",
+        help="compare the new training data with the champion's; non-zero exit on far drift",
+    ),
     *_trains(),
-    Stage("evaluate", "vaeops.evaluation.evaluate:evaluate", retries=(10,),
-          help="compare sampled and mean reconstructions, estimate the NLL, write the report"),
-    Stage("export", "vaeops.export.export:export", retries=(10,),
-          help="export ONNX graphs and check them against PyTorch"),
-    Stage("promote", "vaeops.lifecycle.promote:promote", retries=(10,),
-          help="promote the exported model to champion if it passes the gate"),
+    Stage(
+        "evaluate",
+        "vaeops.evaluation.evaluate:evaluate",
+        retries=(10,),
+        help="compare sampled and mean reconstructions, estimate the NLL, write the report",
+    ),
+    Stage(
+        "export", "vaeops.export.export:export", retries=(10,), help="export ONNX graphs and check them against PyTorch"
+    ),
+    Stage(
+        "promote",
+        "vaeops.lifecycle.promote:promote",
+        retries=(10,),
+        help="promote the exported model to champion if it passes the gate",
+    ),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 

@@ -31,14 +31,17 @@ def test_floats_are_written_with_six_significant_digits(bundle):
     assert json.loads(text)["metrics"]["nll"] == 24.6411
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.update(model_version=""), "key 'model_version'"),
-    (lambda m: m.update(likelihood="poisson"), "key 'likelihood'"),
-    (lambda m: m.update(extra_key=1), "key 'extra_key': Extra inputs are not permitted"),
-    (lambda m: m["graphs"].pop("encoder"), "names no file for graph"),
-    (lambda m: m["graphs"]["encoder"].update(file="/etc/passwd"), "not a file inside the bundle"),
-    (lambda m: m["graphs"]["encoder"].update(sha256="zz"), "key 'graphs.encoder.sha256'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(model_version=""), "key 'model_version'"),
+        (lambda m: m.update(likelihood="poisson"), "key 'likelihood'"),
+        (lambda m: m.update(extra_key=1), "key 'extra_key': Extra inputs are not permitted"),
+        (lambda m: m["graphs"].pop("encoder"), "names no file for graph"),
+        (lambda m: m["graphs"]["encoder"].update(file="/etc/passwd"), "not a file inside the bundle"),
+        (lambda m: m["graphs"]["encoder"].update(sha256="zz"), "key 'graphs.encoder.sha256'"),
+    ],
+)
 def test_a_broken_manifest_names_the_file_and_the_key(bundle, change, message):
     folder, _ = bundle
     raw = json.loads((folder / MANIFEST).read_text())

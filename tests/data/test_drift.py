@@ -43,7 +43,11 @@ def test_a_class_gone_fails_and_another_shape_is_not_compared():
     assert gone["level"] == "fail" and gone["features"]["class_shares"]["classes_gone"] == ["7"]
     bigger = np.zeros((50, 28, 28), np.float32)
     other = compare(digits_profile(), profile(bigger, np.arange(50) % 10, 0.5, 50), warn=0.1, fail=0.3)
-    assert other["level"] == "warn" and not other["comparable"] and "image shape [8, 8] -> [28, 28]" in other["messages"][0]
+    assert (
+        other["level"] == "warn"
+        and not other["comparable"]
+        and "image shape [8, 8] -> [28, 28]" in other["messages"][0]
+    )
 
 
 @pytest.fixture
@@ -55,8 +59,15 @@ def project(tmp_path, monkeypatch):
 
 def write_feed(images: np.ndarray) -> None:
     n = len(images)
-    write_prepared("data/prepared", {"train": (images[: n // 2], LABELS[: n // 2]), "val": (images[n // 2:], LABELS[n // 2:]),
-                                     "test": (images[n // 2:], LABELS[n // 2:])}, {"dataset": "digits"})
+    write_prepared(
+        "data/prepared",
+        {
+            "train": (images[: n // 2], LABELS[: n // 2]),
+            "val": (images[n // 2 :], LABELS[n // 2 :]),
+            "test": (images[n // 2 :], LABELS[n // 2 :]),
+        },
+        {"dataset": "digits"},
+    )
 
 
 def test_the_stage_reports_and_stops_before_training_on_a_broken_feed(project):
@@ -64,7 +75,9 @@ def test_the_stage_reports_and_stops_before_training_on_a_broken_feed(project):
     first = drift(load_params())
     assert first["level"] == "ok" and "nothing to compare" in first["messages"]
     (project / "champion").mkdir()
-    (project / "champion" / "data_profile.json").write_text(json.dumps(digits_profile(IMAGES[: len(IMAGES) // 2], LABELS[: len(LABELS) // 2])))
+    (project / "champion" / "data_profile.json").write_text(
+        json.dumps(digits_profile(IMAGES[: len(IMAGES) // 2], LABELS[: len(LABELS) // 2]))
+    )
     assert drift(load_params())["level"] == "ok"
     write_feed(1.0 - IMAGES)  # a feed with inverted pixels
     with pytest.raises(DriftFailed, match="drifted from the champion's"):

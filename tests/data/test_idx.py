@@ -44,7 +44,9 @@ def test_real_mnist_labels(mnist_dir):
 def test_truncated_data(tmp_path):
     path = tmp_path / "cut.idx"
     path.write_bytes(REFERENCE[:-2])
-    with pytest.raises(DataError, match=r"cut.idx: truncated IDX data: header \(2, 3\) of uint8 needs 6 bytes, found 4"):
+    with pytest.raises(
+        DataError, match=r"cut.idx: truncated IDX data: header \(2, 3\) of uint8 needs 6 bytes, found 4"
+    ):
         read_idx(path)
 
 
@@ -76,7 +78,9 @@ def test_wrong_magic_number(tmp_path, magic):
 def test_header_size_mismatch(tmp_path):
     path = tmp_path / "long.idx.gz"
     path.write_bytes(gzip.compress(REFERENCE + b"\x00\x00\x00"))
-    with pytest.raises(DataError, match=r"long.idx.gz: size mismatch: header \(2, 3\) of uint8 needs 6 bytes, found 9 \(3 extra\)"):
+    with pytest.raises(
+        DataError, match=r"long.idx.gz: size mismatch: header \(2, 3\) of uint8 needs 6 bytes, found 9 \(3 extra\)"
+    ):
         read_idx(path)
 
 

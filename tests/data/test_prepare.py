@@ -21,7 +21,9 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def digests(images: np.ndarray) -> list[str]:
-    return sorted(hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest() for image in images)
+    return sorted(
+        hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest() for image in images
+    )
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -85,7 +87,11 @@ def test_stratified_take_exact_total_and_shares():
 def _splits(images=None, labels=None):
     rng = np.random.default_rng(0)
     good = (rng.random((20, 8, 8), dtype=np.float32), np.arange(20) % 10)
-    return {"train": (good[0] if images is None else images, good[1] if labels is None else labels), "val": good, "test": good}
+    return {
+        "train": (good[0] if images is None else images, good[1] if labels is None else labels),
+        "val": good,
+        "test": good,
+    }
 
 
 @pytest.mark.parametrize(
@@ -177,7 +183,10 @@ def test_real_mnist_keeps_official_test_set(project, set_params, mnist_dir):
         ({"data.test_fraction": 1.0}, "data.test_fraction: Input should be less than 1, got 1.0"),
         ({"data.seed": -1}, "data.seed: Input should be greater than or equal to 0, got -1"),
         ({"data.urls": ["ftp://mirror/"]}, "data.urls: 'ftp://mirror/' is not an http"),
-        ({"validate.class_share_min": 0.3, "validate.class_share_max": 0.2}, r"validate.class_share_min \(0.3\) is above validate.class_share_max \(0.2\)"),
+        (
+            {"validate.class_share_min": 0.3, "validate.class_share_max": 0.2},
+            r"validate.class_share_min \(0.3\) is above validate.class_share_max \(0.2\)",
+        ),
         ({"validate.ink_fraction_max": 1.5}, "validate.ink_fraction_max: Input should be less than or equal to 1"),
         ({"validate.min_rows": -5}, "validate.min_rows: Input should be greater than or equal to 0, got -5"),
     ],

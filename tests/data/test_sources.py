@@ -95,15 +95,26 @@ def test_prepare_download_with_pinned_checksums_refuses_other_files(project, set
 def test_small_idx_folder_keeps_official_test_split(tmp_path):
     spec = IdxSpec(
         name="tiny",
-        files={role: IdxFile(name, rows, "0" * 64) for role, name, rows in (
-            ("train_images", "tri", 200), ("train_labels", "trl", 200), ("test_images", "tei", 50), ("test_labels", "tel", 50))},
+        files={
+            role: IdxFile(name, rows, "0" * 64)
+            for role, name, rows in (
+                ("train_images", "tri", 200),
+                ("train_labels", "trl", 200),
+                ("test_images", "tei", 50),
+                ("test_labels", "tel", 50),
+            )
+        },
         urls=(),
     )
     rng = np.random.default_rng(0)
     paths = {}
     for role, item in spec.files.items():
         shape = (item.rows, 28, 28) if "images" in role else (item.rows,)
-        array = rng.integers(0, 256, shape, dtype=np.uint8) if "images" in role else (np.arange(item.rows) % 10).astype(np.uint8)
+        array = (
+            rng.integers(0, 256, shape, dtype=np.uint8)
+            if "images" in role
+            else (np.arange(item.rows) % 10).astype(np.uint8)
+        )
         paths[role] = tmp_path / item.name
         paths[role].write_bytes(encode(array))
     source = load_idx_folder(spec, paths)

@@ -43,8 +43,17 @@ def test_clean_digits_pass_every_expectation(digits, capsys):
     assert report["rows"] == {"train": 1294, "val": 144, "test": 359}
     assert report["data_sha256"] == sha256_file(PREPARED / "manifest.json")
     checks = {c["check"] for c in report["expectations"]}
-    for name in ("schema", "no NaN or inf pixels", "labels in the class set", "every class present", "class share bounds",
-                 "ink fraction bounds", "pixel count", "images shared with other splits", "row count matches manifest"):
+    for name in (
+        "schema",
+        "no NaN or inf pixels",
+        "labels in the class set",
+        "every class present",
+        "class share bounds",
+        "ink fraction bounds",
+        "pixel count",
+        "images shared with other splits",
+        "row count matches manifest",
+    ):
         assert name in checks
     tables = {c["table"] for c in report["expectations"]}
     assert tables == {f"{s}_{t}" for s in SPLITS for t in ("images", "classes")}
@@ -53,7 +62,14 @@ def test_clean_digits_pass_every_expectation(digits, capsys):
 def test_frame_statistics_match_hand_computed_values():
     images = np.array([[[0.0, 0.25], [0.75, 1.0]], [[np.nan, 0.5], [np.inf, 0.6]]], dtype=np.float32)
     frame = image_frame(images, np.array([3, 4]), ink_threshold=0.5)
-    assert frame.loc[0, ["min", "max", "mean", "ink_fraction", "pixel_count", "nonfinite"]].tolist() == [0.0, 1.0, 0.5, 0.5, 4, 0]
+    assert frame.loc[0, ["min", "max", "mean", "ink_fraction", "pixel_count", "nonfinite"]].tolist() == [
+        0.0,
+        1.0,
+        0.5,
+        0.5,
+        4,
+        0,
+    ]
     assert frame.loc[1, "nonfinite"] == 2 and frame.loc[1, "min"] == 0.5 and frame.loc[1, "ink_fraction"] == 0.25
     marked = mark_leaks({"train": frame, "test": frame.iloc[[0]]})
     assert marked["train"]["leaked"].tolist() == [1, 0] and marked["test"]["leaked"].tolist() == [1]
@@ -97,10 +113,26 @@ def _blank(s):
     "mutate, expected",
     [
         (_nan, ["train_images: no NaN or inf pixels", "3 of 1294 rows"]),
-        (_range, ["val_images: pixel maximum in [0, 1]", "1 of 144 rows", "[2.0]", "val_images: pixel minimum in [0, 1]", "[-0.25]"]),
+        (
+            _range,
+            [
+                "val_images: pixel maximum in [0, 1]",
+                "1 of 144 rows",
+                "[2.0]",
+                "val_images: pixel minimum in [0, 1]",
+                "[-0.25]",
+            ],
+        ),
         (_label, ["test_images: labels in the class set", "4 of 359 rows", "[11, 11, 11, 11]"]),
         (_missing, ["val_classes: every class present", "(classes [3])"]),
-        (_leak, ["test_images: images shared with other splits", "observed 5", "train_images: images shared with other splits"]),
+        (
+            _leak,
+            [
+                "test_images: images shared with other splits",
+                "observed 5",
+                "train_images: images shared with other splits",
+            ],
+        ),
         (_blank, ["train_images: ink fraction bounds", "2 of 1294 rows", "[0.0, 0.0]"]),
     ],
     ids=["nan", "out-of-range", "label-outside-set", "missing-class", "leakage", "blank-images"],

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 
 import vaeops.export.export as export_module
 import vaeops.export.graphs as graphs_module
+from helpers import evaluation_metrics
 from onnx_helpers import IMAGE_SHAPE, make_checkpoint, make_project
 from vaeops.cli import main
 from vaeops.core.errors import CheckpointError, ExportError
@@ -20,10 +21,18 @@ from vaeops.core.fileio import sha256_file
 from vaeops.dataset.splits import manifest_sha256
 from vaeops.serving.inference import GRAPHS, METADATA_PREFIX
 
-# The shape `vaeops evaluate` writes: context, then one flat entry per model folder (data_sha256 is filled in).
-METRICS = {"dataset": "digits", "split": "test", "images": 30, "nll_k": 100,
-           "models": {"vae": {"nll": 91.5, "elbo": -95.25, "active_units": 3, "collapsed": False},
-                      "plugin": {"nll": 99.0, "elbo": -101.0, "notes": "not a number"}}}
+
+# What `vaeops evaluate` writes, through its schema: context, then one entry per model folder.
+def metrics_file(data_sha: str) -> str:
+    return json.dumps(
+        {
+            **evaluation_metrics(
+                data_sha, vae={"nll": 91.5, "elbo": -95.25, "active_units": 3}, plugin={"nll": 99.0, "elbo": -101.0}
+            ),
+            "images": 30,
+            "nll_k": 100,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     params, model = make_project(root)
     (root / "reports").mkdir()
-    (root / "reports" / "metrics.json").write_text(json.dumps({**METRICS, "data_sha256": manifest_sha256(params.data.out_dir)}))
+    (root / "reports" / "metrics.json").write_text(metrics_file(manifest_sha256(params.data.out_dir)))
     assert main(["export", "--params", str(root / "params.yaml")]) == 0
     out_dir = root / "models" / "onnx"
     return root, params, model, out_dir, json.loads((out_dir / "manifest.json").read_text())
@@ -43,7 +52,9 @@ def test_manifest_names_every_graph_with_its_sha256(project):
     assert set(manifest["graphs"]) == set(GRAPHS)
     for entry in manifest["graphs"].values():
         assert sha256_file(out_dir / entry["file"]) == entry["sha256"]
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(["manifest.json", "gallery.npz", *(f"{g}.onnx" for g in GRAPHS)])
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        ["manifest.json", "gallery.npz", *(f"{g}.onnx" for g in GRAPHS)]
+    )
     assert sha256_file(out_dir / "gallery.npz") == manifest["gallery"]["sha256"] and manifest["gallery"]["images"] == 30
     assert manifest["checkpoint_sha256"] == sha256_file(params.export.checkpoint)
     assert manifest["parity"] == {"images": 30, "atol": params.export.atol, "rtol": params.export.rtol}
@@ -70,9 +81,17 @@ def test_metadata_props_describe_the_model(project):
         assert props[f"{METADATA_PREFIX}likelihood"] == "bernoulli"
         assert len(props[f"{METADATA_PREFIX}params_sha256"]) == 64
         assert props[f"{METADATA_PREFIX}data_sha256"] == manifest["data_sha256"]
-        assert json.loads(props[f"{METADATA_PREFIX}metrics"]) == {
-            "dataset": "digits", "split": "test", "images": 30, "nll_k": 100,
-            "nll": 91.5, "elbo": -95.25, "active_units": 3, "collapsed": False}
+        embedded = json.loads(props[f"{METADATA_PREFIX}metrics"])
+        assert {k: embedded[k] for k in ("dataset", "split", "images", "nll_k", "nll", "elbo", "active_units")} == {
+            "dataset": "digits",
+            "split": "test",
+            "images": 30,
+            "nll_k": 100,
+            "nll": 91.5,
+            "elbo": -95.25,
+            "active_units": 3,
+        }
+        assert embedded["collapsed"] is False and "plugin" not in json.dumps(embedded)
 
 
 def test_onnxruntime_matches_pytorch_on_a_new_batch(project):
@@ -88,7 +107,12 @@ def test_onnxruntime_matches_pytorch_on_a_new_batch(project):
             "reconstruct": [model(tx, teps).numpy()],
             "reconstruct_mean": [model(tx).numpy()],
         }
-    feeds = {"encoder": {"x": x}, "decoder": {"z": eps}, "reconstruct": {"x": x, "eps": eps}, "reconstruct_mean": {"x": x}}
+    feeds = {
+        "encoder": {"x": x},
+        "decoder": {"z": eps},
+        "reconstruct": {"x": x, "eps": eps},
+        "reconstruct_mean": {"x": x},
+    }
     for graph, reference in expected.items():
         session = onnxruntime.InferenceSession(str(out_dir / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
         for got, want in zip(session.run(None, feeds[graph]), reference):
@@ -143,13 +167,15 @@ def test_gaussian_likelihood_exports(tmp_path):
     x = np.random.default_rng(0).random((4, 64), dtype=np.float32)
     session = onnxruntime.InferenceSession(str(tmp_path / "models" / "onnx" / "reconstruct_mean.onnx"))
     with torch.inference_mode():
-        np.testing.assert_allclose(session.run(None, {"x": x})[0], model(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            session.run(None, {"x": x})[0], model(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5
+        )
 
 
 def test_metrics_of_other_data_are_refused(tmp_path):
     params, _ = make_project(tmp_path)
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "metrics.json").write_text(json.dumps({**METRICS, "data_sha256": "f" * 64}))
+    (tmp_path / "reports" / "metrics.json").write_text(metrics_file("f" * 64))
     with pytest.raises(ExportError, match="re-run `vaeops evaluate`"):
         export_module.export(params)
 
@@ -174,14 +200,16 @@ def test_random_ops_and_fixed_batches_are_rejected():
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
     noisy = helper.make_model(
         helper.make_graph([helper.make_node("RandomNormalLike", ["x"], ["y"])], "noisy", [x], [y]),
-        opset_imports=[helper.make_opsetid("", 20)], ir_version=10,
+        opset_imports=[helper.make_opsetid("", 20)],
+        ir_version=10,
     )
     with pytest.raises(ExportError, match="random ops"):
         graphs_module.check_graph("noisy", noisy)
     fixed = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
     relu = helper.make_model(
         helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "fixed", [fixed], [y]),
-        opset_imports=[helper.make_opsetid("", 20)], ir_version=10,
+        opset_imports=[helper.make_opsetid("", 20)],
+        ir_version=10,
     )
     with pytest.raises(ExportError, match="fixed batch"):
         graphs_module.check_graph("fixed", relu)
@@ -189,7 +217,9 @@ def test_random_ops_and_fixed_batches_are_rejected():
 
 def test_compare_states_the_tolerance_and_the_worst_element():
     reference = np.array([[1.0, 2.0], [3.0, 4.0]])
-    assert export_module.compare("g", {"y": reference}, {"y": reference.astype(np.float32) + 1e-7}, 1e-5, 1e-4)["y"] < 1e-6
+    assert (
+        export_module.compare("g", {"y": reference}, {"y": reference.astype(np.float32) + 1e-7}, 1e-5, 1e-4)["y"] < 1e-6
+    )
     with pytest.raises(ExportError, match=r"g\.y: .*max \|diff\| 0\.01 .*flat index 3"):
         export_module.compare("g", {"y": reference}, {"y": reference + np.array([[0, 0], [0, 0.01]])}, 1e-5, 1e-4)
     with pytest.raises(ExportError, match="shape"):

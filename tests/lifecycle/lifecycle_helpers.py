@@ -6,12 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-from helpers import write_stand_in_export
+from helpers import evaluation_metrics, write_stand_in_export
 
 DATA_SHA = "d" * 64
 
 
-def write_candidate(root: Path, version: str, nll: float, collapsed: bool = False, validation_ok: bool = True, data_sha: str = DATA_SHA) -> None:
+def write_candidate(
+    root: Path, version: str, nll: float, collapsed: bool = False, validation_ok: bool = True, data_sha: str = DATA_SHA
+) -> None:
     """A stand-in for what validate, evaluate and export leave behind: the files the gate reads."""
     export_dir = root / "models" / "onnx"
     if export_dir.exists():
@@ -20,6 +22,9 @@ def write_candidate(root: Path, version: str, nll: float, collapsed: bool = Fals
     reports = root / "reports"
     reports.mkdir(exist_ok=True)
     (reports / "validation.json").write_text(json.dumps({"success": validation_ok, "data_sha256": DATA_SHA}))
-    metrics = {"models": {"vae": {"nll": nll, "active_units": 0 if collapsed else 5, "collapsed": collapsed},
-                          "plugin": {"nll": nll + 10, "active_units": 5, "collapsed": False}}}
+    metrics = evaluation_metrics(
+        data_sha,
+        vae={"nll": nll, "active_units": 0 if collapsed else 5, "collapsed": collapsed},
+        plugin={"nll": nll + 10, "active_units": 5},
+    )
     (reports / "metrics.json").write_text(json.dumps(metrics))

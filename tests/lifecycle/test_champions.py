@@ -77,16 +77,25 @@ def test_a_pinned_champion_is_kept_by_the_gate_until_unpinned(project):
     assert champion_version(project) == "vae@v1"
     champions.pin(load_params(), None)
     assert promote(load_params())["promoted"] and champion_version(project) == "vae@v2"
-    assert [e["event"] for e in champions.load_history(project / "champion-history")["events"]] == \
-        ["promote", "pin", "unpin", "promote"]
+    assert [e["event"] for e in champions.load_history(project / "champion-history")["events"]] == [
+        "promote",
+        "pin",
+        "unpin",
+        "promote",
+    ]
 
 
 def test_cli_lists_rolls_back_pins_and_unpins(project):
     promote_three(project)
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "vaeops.cli", "champion", *args], cwd=project,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "vaeops.cli", "champion", *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     listing = cli("list")
     assert listing.returncode == 0 and listing.stdout.count("promote ") == 3 and "champion: vae@v3" in listing.stdout
@@ -98,12 +107,13 @@ def test_cli_lists_rolls_back_pins_and_unpins(project):
     assert cli("unpin").returncode == 0 and "pinned: none" in cli("list").stdout
 
 
-
 def with_contract(project, side: int) -> None:
     """Give the candidate's manifest an input contract: side x side pixels, Bernoulli."""
     path = project / "models" / "onnx" / "manifest.json"
     manifest = json.loads(path.read_text())
-    path.write_text(json.dumps({**manifest, "image_shape": [side, side], "input_dim": side * side, "likelihood": "bernoulli"}))
+    path.write_text(
+        json.dumps({**manifest, "image_shape": [side, side], "input_dim": side * side, "likelihood": "bernoulli"})
+    )
 
 
 def test_the_install_record_says_how_the_champion_came_and_which_contract_change_was_accepted(project):
@@ -111,7 +121,11 @@ def test_the_install_record_says_how_the_champion_came_and_which_contract_change
     with_contract(project, 8)
     promote(load_params())
     first = json.loads((project / "champion" / "install.json").read_text())
-    assert first["installed_by"] == "promotion" and first["previous_version"] is None and not first["contract_change_accepted"]
+    assert (
+        first["installed_by"] == "promotion"
+        and first["previous_version"] is None
+        and not first["contract_change_accepted"]
+    )
     assert "at" not in first  # champion/ is a DVC output: the same promotion writes the same bytes
     write_candidate(project, "vae@v2", nll=90.0)
     with_contract(project, 28)
@@ -124,4 +138,7 @@ def test_the_install_record_says_how_the_champion_came_and_which_contract_change
     assert champions.rollback(load_params())["champion"] == "vae@v1"
     back = json.loads((project / "champion" / "install.json").read_text())
     assert back["installed_by"] == "rollback" and back["previous_version"] == "vae@v2"
-    assert back["contract_change"] == "image_shape [28, 28] -> [8, 8], input_dim 784 -> 64" and back["contract_change_accepted"]
+    assert (
+        back["contract_change"] == "image_shape [28, 28] -> [8, 8], input_dim 784 -> 64"
+        and back["contract_change_accepted"]
+    )

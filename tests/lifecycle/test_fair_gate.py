@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers import write_stand_in_export
+from helpers import evaluation_metrics, write_stand_in_export
 from onnx_helpers import make_checkpoint, make_project
 from vaeops.core.fileio import sha256_file
 from vaeops.core.params import load_params
@@ -20,8 +20,13 @@ def setup(root: Path):
     params, _ = make_project(root)
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["validate"] = {**raw["validate"], "report": str(root / "reports" / "validation.json")}
-    raw["promote"] = {**raw["promote"], "champion_dir": str(root / "champion"), "decision": str(root / "promotion.json"),
-                      "history_dir": str(root / "history"), "nll_k": 8}
+    raw["promote"] = {
+        **raw["promote"],
+        "champion_dir": str(root / "champion"),
+        "decision": str(root / "promotion.json"),
+        "history_dir": str(root / "history"),
+        "nll_k": 8,
+    }
     raw["evaluate"] = {**raw["evaluate"], "chunk_images": 8, "chunk_samples": 8}
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     (root / "reports").mkdir(exist_ok=True)
@@ -30,17 +35,26 @@ def setup(root: Path):
     return data_sha
 
 
-def candidate(root: Path, data_sha: str, stored_nll: float, scale: float = 1.0, likelihood: str = "bernoulli",
-              accept: bool = False) -> dict:
+def candidate(
+    root: Path,
+    data_sha: str,
+    stored_nll: float,
+    scale: float = 1.0,
+    likelihood: str = "bernoulli",
+    accept: bool = False,
+) -> dict:
     """A model (decoder weights times `scale`: large scales make confident, badly wrong pixels) whose evaluation
     claims `stored_nll`, exported and put to the gate."""
     checkpoint = root / "models" / "vae" / "best.pt"
     make_checkpoint(checkpoint, data_sha, likelihood=likelihood)
     state = load_checkpoint(checkpoint)
-    state["model_state"] = {k: v * scale if k.startswith("decoder_head") else v for k, v in state["model_state"].items()}
+    state["model_state"] = {
+        k: v * scale if k.startswith("decoder_head") else v for k, v in state["model_state"].items()
+    }
     save_checkpoint(checkpoint, state)
-    (root / "reports" / "metrics.json").write_text(json.dumps({"data_sha256": data_sha, "models": {"vae": {
-        "nll": stored_nll, "active_units": 3, "collapsed": False}}}))
+    (root / "reports" / "metrics.json").write_text(
+        json.dumps(evaluation_metrics(data_sha, vae={"nll": stored_nll, "active_units": 3}))
+    )
     params = load_params(root / "params.yaml", {"promote.accept_contract_change": True} if accept else None)
     write_export(root / "models" / "onnx", checkpoint, data_sha, likelihood)
     return promote(params)

@@ -1,4 +1,5 @@
-"""Promotion gate on hand-made exports, metrics and validation reports: who wins, and the champion is never half-replaced."""
+"""Promotion gate on hand-made exports, metrics and validation reports: who wins, and the champion is never
+half-replaced."""
 
 import json
 import shutil
@@ -58,11 +59,14 @@ def test_challenger_must_beat_the_champion_by_the_margin(project, nll, promoted)
         assert any(reason.startswith("fail: test NLL") for reason in decision["reasons"])
 
 
-@pytest.mark.parametrize("kwargs, reason", [
-    ({"validation_ok": False}, "fail: validation did not pass"),
-    ({"collapsed": True}, "fail: posterior collapsed"),
-    ({"data_sha": "e" * 64}, "fail: the validation report is for other data"),
-])
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        ({"validation_ok": False}, "fail: validation did not pass"),
+        ({"collapsed": True}, "fail: posterior collapsed"),
+        ({"data_sha": "e" * 64}, "fail: the validation report is for other data"),
+    ],
+)
 def test_failed_checks_block_even_a_much_better_model(project, kwargs, reason):
     write_candidate(project, "sample@aaa", nll=30.0)
     promote(load_params())
@@ -117,8 +121,15 @@ def test_a_failure_while_installing_leaves_the_old_champion(project, monkeypatch
 
 
 def test_decide_lists_every_failed_check():
-    candidate = {"validation_passed": False, "validated_data_sha256": "x", "data_sha256": "x", "parity": None,
-                 "active_units": 0, "collapsed": True, "nll": 40.0}
+    candidate = {
+        "validation_passed": False,
+        "validated_data_sha256": "x",
+        "data_sha256": "x",
+        "parity": None,
+        "active_units": 0,
+        "collapsed": True,
+        "nll": 40.0,
+    }
     promoted, reasons = decide(candidate, {"model_version": "m", "data_sha256": "x", "nll": 30.0}, 0.05)
     assert not promoted
     assert [r.split(":")[0] for r in reasons] == ["fail"] * 4

@@ -175,7 +175,7 @@ def test_paired_summary():
     assert out["diff_mean"] == pytest.approx(diff.mean())
     assert out["diff_se"] == pytest.approx(diff.std(ddof=1) / 2)
     assert out["diff_ci95_low"] == pytest.approx(diff.mean() - 1.96 * out["diff_se"])
-    assert out["share_mean_decode_better"] == pytest.approx(0.75)
+    assert out["share_positive"] == pytest.approx(0.75)
 
 
 def test_latent_health_counts_active_and_collapsed_units():

@@ -1,4 +1,5 @@
-"""The objectives against closed forms: Gaussian KL, log densities, and a linear-Gaussian VAE whose log p(x) is exact."""
+"""The objectives against closed forms: Gaussian KL, log densities, and a linear-Gaussian VAE whose log p(x) is
+exact."""
 
 from __future__ import annotations
 
@@ -48,12 +49,16 @@ def test_bernoulli_log_prob_matches_torch_cross_entropy_in_value_and_gradient():
     g = gen(2)
     logits = (torch.randn(3, 4, 6, generator=g, dtype=torch.float64) * 10).requires_grad_()  # (K, B, D)
     x = torch.rand(4, 6, generator=g, dtype=torch.float64).requires_grad_()  # grey levels, broadcast over K
-    reference = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    reference = -torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, x.expand_as(logits), reduction="none"
+    ).sum(-1)
     torch.testing.assert_close(bernoulli_log_prob(logits, x), reference, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))
     # fp32 and bf16 logits (what bf16 autocast hands over) against the float64 value: fp32 arithmetic error only
     wide = torch.randn(64, 784, generator=g) * 30
-    exact = -torch.nn.functional.binary_cross_entropy_with_logits(wide.double(), x.new_ones(784).expand(64, 784), reduction="none").sum(-1)
+    exact = -torch.nn.functional.binary_cross_entropy_with_logits(
+        wide.double(), x.new_ones(784).expand(64, 784), reduction="none"
+    ).sum(-1)
     assert (bernoulli_log_prob(wide, torch.ones(784)).double() - exact).abs().max() < 5e-3
     assert bernoulli_log_prob(wide.bfloat16(), torch.ones(784)).dtype == torch.float32
 
@@ -88,7 +93,9 @@ def linear_gaussian_vae(seed: int = 3) -> tuple[VAE, torch.Tensor, torch.Tensor]
     w, b = q * torch.tensor([1.5, 0.8]), torch.randn(d, generator=gen(seed + 1))
     cov_post = torch.diag(1.0 / (1.0 + (w * w).sum(0) / s**2))
     a = cov_post @ w.T / s**2
-    vae = VAE(ModelConfig(input_dim=d, hidden=(), latent_dim=k, likelihood="gaussian", gaussian_std="fixed", fixed_std=s))
+    vae = VAE(
+        ModelConfig(input_dim=d, hidden=(), latent_dim=k, likelihood="gaussian", gaussian_std="fixed", fixed_std=s)
+    )
     with torch.no_grad():
         vae.decoder_head.weight.copy_(w)
         vae.decoder_head.bias.copy_(b)
@@ -144,7 +151,10 @@ def test_mean_latent_decodes_mu_and_is_deterministic():
     torch.manual_seed(0)
     vae = VAE(ModelConfig(input_dim=6, hidden=(8,), latent_dim=2))
     x = torch.rand(3, 6, generator=gen(12))
-    first, second = elbo_terms(vae, x, 5, latent="mean", generator=gen(1)), elbo_terms(vae, x, 5, latent="mean", generator=gen(2))
+    first, second = (
+        elbo_terms(vae, x, 5, latent="mean", generator=gen(1)),
+        elbo_terms(vae, x, 5, latent="mean", generator=gen(2)),
+    )
     assert first.per_sample_elbo.shape == (1, 3)
     torch.testing.assert_close(first.loss, second.loss, rtol=0, atol=0)
     mu, logvar = vae.encode(x)

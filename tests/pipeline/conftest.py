@@ -10,8 +10,12 @@ def prefect_api(tmp_path_factory):
     """A real Prefect server on a temporary SQLite database, with PREFECT_HOME (and the task cache) in a temp folder."""
     home = tmp_path_factory.mktemp("prefect-home")
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                            "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}.items():
+        for name, value in {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "DVC_NO_ANALYTICS": "1",
+        }.items():
             mp.setenv(name, value)
         from prefect.settings import (
             PREFECT_HOME,

@@ -73,7 +73,7 @@ def digits_feed(folder: Path, drop_class: int | None = None, brightness: float =
         for offset in range(25):
             rows = np.flatnonzero(offsets == offset)
             dy, dx = divmod(offset, 5)
-            images[rows, dy:dy + 24, dx:dx + 24] += big[pick[rows]]
+            images[rows, dy : dy + 24, dx : dx + 24] += big[pick[rows]]
         if brightness != 1.0:
             images = np.clip(images * np.float32(brightness), 0, 255).astype(np.uint8)
         labels = digits.target[pick].astype(np.uint8)

@@ -1,4 +1,5 @@
-"""Real `dvc repro` in a temporary git copy of the repo: runs, is a no-op the second time, pushes/pulls, stops at the gate."""
+"""Real `dvc repro` in a temporary git copy of the repo: runs, is a no-op the second time, pushes/pulls, stops at the
+gate."""
 
 import hashlib
 import json
@@ -27,7 +28,12 @@ TINY_PARAMS: dict = {
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+        "DO_NOT_TRACK": "1",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

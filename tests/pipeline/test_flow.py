@@ -26,8 +26,17 @@ from vaeops.core.params import load_params
 from vaeops.data.idx import write_idx
 from vaeops.lifecycle.record import set_params
 
-STAGES = ["prepare", "validate", "drift", "train@vae", "train@plugin", "train@autoencoder", "evaluate", "export",
-          "promote"]
+STAGES = [
+    "prepare",
+    "validate",
+    "drift",
+    "train@vae",
+    "train@plugin",
+    "train@autoencoder",
+    "evaluate",
+    "export",
+    "promote",
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +76,11 @@ def test_second_run_with_nothing_changed_skips_every_stage(project, first_run):
     state, _, _ = run_flow()
     assert state.is_completed(), state
     # drift read no champion in the first run and reads the one it promoted now: it runs again, once, and finds none
-    assert state.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "drift": "ran", "record": "ran"}
+    assert state.result()["stages"] == {
+        **{stage: "skipped (cached)" for stage in STAGES},
+        "drift": "ran",
+        "record": "ran",
+    }
     assert state.result()["drift"]["level"] == "ok" and state.result()["drift"]["comparable"]
     again, _, _ = run_flow()
     assert again.result()["stages"] == {**{stage: "skipped (cached)" for stage in STAGES}, "record": "ran"}
@@ -120,9 +133,14 @@ def test_permanent_failures_are_not_retried():
 
     import retrain
 
-    for error, retried in ((OSError("disk"), True), (ValidationFailed("bad data"), False), (DataError("no class 7"), False),
-                           (DownloadError("no mirror reachable"), True),
-                           (ExportError("parity"), False), (ParamsError("typo"), False)):
+    for error, retried in (
+        (OSError("disk"), True),
+        (ValidationFailed("bad data"), False),
+        (DataError("no class 7"), False),
+        (DownloadError("no mirror reachable"), True),
+        (ExportError("parity"), False),
+        (ParamsError("typo"), False),
+    ):
         assert retrain.transient(None, None, Failed(data=error)) is retried
 
 
@@ -160,8 +178,12 @@ def test_deployment_carries_the_cron_schedule_and_flow_parameters(prefect_api):
     deployment = deploy.nightly_deployment(overrides={"data.source_dir": "/data/incoming"})
     assert deployment.name == "nightly"
     assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-    assert deployment.parameters == {"params_file": "params.yaml", "overrides": {"data.source_dir": "/data/incoming"},
-                                     "force_retrain": False, "accept_contract_change": False}
+    assert deployment.parameters == {
+        "params_file": "params.yaml",
+        "overrides": {"data.source_dir": "/data/incoming"},
+        "force_retrain": False,
+        "accept_contract_change": False,
+    }
     assert set(deployment.parameters) == set(retrain.retrain.parameters.properties)
     assert deployment.flow_name == retrain.retrain.name
     assert deployment.concurrency_limit == 1  # two runs must not share the checkout at once
@@ -200,21 +222,23 @@ def test_fingerprint_follows_deps_and_listed_params_only(tmp_path, monkeypatch):
     base = key()
     set_params("params.yaml", {"data.val_fraction": 0.2})  # not a param of this stage
     assert key() == base
-    for change in (lambda: set_params("params.yaml", {"data.seed": 1}),
-                   lambda: set_params("params.yaml", {"promote.nll_margin": 0.5}),  # a whole section is listed
-                   lambda: Path("a.txt").write_text("two"),
-                   lambda: Path("d/c.bin").write_bytes(b"")):
+    for change in (
+        lambda: set_params("params.yaml", {"data.seed": 1}),
+        lambda: set_params("params.yaml", {"promote.nll_margin": 0.5}),  # a whole section is listed
+        lambda: Path("a.txt").write_text("two"),
+        lambda: Path("d/c.bin").write_bytes(b""),
+    ):
         change()
         assert key() != base
         base = key()
     assert outputs_digest(("out",)) == {"out": "missing"}
 
 
-def test_the_flow_runs_exactly_the_stages_of_dvc_yaml():
+def test_the_flow_runs_exactly_the_stages_of_dvc_yaml(dvc_definition):
     import retrain
     from vaeops.lifecycle.fingerprint import stage_specs
 
-    specs = stage_specs(REPO)
+    specs = stage_specs(dvc_definition)
     assert list(specs) == [stage.name for stage in retrain.STAGES]  # the same stages, in order
     params = load_params(REPO / "params.yaml")
     for spec in specs.values():  # every params key dvc.yaml names is a key of the typed params
@@ -222,14 +246,14 @@ def test_the_flow_runs_exactly_the_stages_of_dvc_yaml():
             params.value(key)
 
 
-def test_dvc_runs_the_stages_in_the_registry_order():
+def test_dvc_runs_the_stages_in_the_registry_order(dvc_definition):
     """DVC's own graph: no stage depends on one the registry (and so the flow) runs later; drift gates training."""
     from dvc.repo import Repo
 
     from vaeops.stages import STAGES
 
     order = [stage.name for stage in STAGES]
-    with Repo(str(REPO)) as repo:
+    with Repo(str(dvc_definition)) as repo:
         edges = [(a.name, b.name) for a, b in repo.index.graph.edges]  # (dependent, dependency)
     assert edges and all(order.index(dependency) < order.index(dependent) for dependent, dependency in edges)
     assert ("train@vae", "drift") in edges

@@ -64,9 +64,17 @@ class Stream:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, prefect_api):
-    copy = git_copy_of_repo(tmp_path_factory.mktemp("lifecycle") / "repo",
-                            {**TINY, "train.epochs": 10, "evaluate.models": ["vae"], "evaluate.study_images": 256,
-                             "serve.reload_seconds": 0.5, "promote.nll_k": 16})
+    copy = git_copy_of_repo(
+        tmp_path_factory.mktemp("lifecycle") / "repo",
+        {
+            **TINY,
+            "train.epochs": 10,
+            "evaluate.models": ["vae"],
+            "evaluate.study_images": 256,
+            "serve.reload_seconds": 0.5,
+            "promote.nll_k": 16,
+        },
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(copy)
         yield copy
@@ -136,11 +144,15 @@ def test_another_input_contract_is_refused_then_accepted_and_the_server_follows(
     outcome = state.result()
     assert not outcome["drift"]["comparable"]  # another image shape: the gate, not drift, decides
     assert not outcome["promotion"]["promoted"]
-    assert any("input contract changes (image_shape [8, 8] -> [28, 28]" in r and r.startswith("fail")
-               for r in outcome["promotion"]["reasons"])
+    assert any(
+        "input contract changes (image_shape [8, 8] -> [28, 28]" in r and r.startswith("fail")
+        for r in outcome["promotion"]["reasons"]
+    )
     assert champion_version(project) == versions["v1"]
 
-    state, _, _ = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(feed)}, accept_contract_change=True)
+    state, _, _ = run_flow(
+        overrides={"data.dataset": "mnist", "data.source_dir": str(feed)}, accept_contract_change=True
+    )
     assert state.is_completed(), state
     outcome = state.result()
     assert outcome["stages"]["promote"] == "ran" and outcome["stages"]["train@vae"] == "skipped (cached)"
@@ -149,13 +161,18 @@ def test_another_input_contract_is_refused_then_accepted_and_the_server_follows(
     installed = json.loads((project / "champion" / "install.json").read_text())
     assert installed["contract_change_accepted"] and installed["previous_version"] == versions["v1"]
     before = len(stream.outcomes)
-    versions["reload_seconds"] = stream.wait_for(versions["v2"], since=(project / "champion" / "install.json").stat().st_mtime)
+    versions["reload_seconds"] = stream.wait_for(
+        versions["v2"], since=(project / "champion" / "install.json").stat().st_mtime
+    )
     health = served(server)
     assert health["model_version"] == versions["v2"] and health["last_reload_error"] is None
     assert not stream.failures()
     versions["served_by_then"] = len(stream.outcomes)
-    print(f"switched to {versions['v2']} {versions['reload_seconds']:.2f} s after the champion was installed; "
-          f"{versions['served_by_then'] - before} requests answered while the flow's record step ran and the switch happened")
+    print(
+        f"switched to {versions['v2']} {versions['reload_seconds']:.2f} s after the champion was installed; "
+        f"{versions['served_by_then'] - before} requests answered while the flow's record step ran and the "
+        f"switch happened"
+    )
     assert "up to date" in sh("dvc", "status", cwd=project)
 
 
@@ -177,20 +194,32 @@ def test_the_drift_gate_stops_broken_feeds_and_lets_a_mild_shift_train(project, 
     sh("vaeops", "champion", "rollback", versions["v2"], cwd=project)  # the MNIST-shaped champion again
     stream.wait_for(versions["v2"], since=asked)
 
-    state, _, task_runs = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "no-sevens", drop_class=7, seed=1))})
+    state, _, task_runs = run_flow(
+        overrides={
+            "data.dataset": "mnist",
+            "data.source_dir": str(digits_feed(feeds / "no-sevens", drop_class=7, seed=1)),
+        }
+    )
     assert state.is_failed()
     with pytest.raises(DataError, match=r"class\(es\) \[7\] have no images"):
         state.result()
     assert [(run.name, run.run_count) for run in task_runs] == [("prepare", 1)]  # a data fault is not retried
 
-    state, artifacts, task_runs = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "dim", brightness=0.6, seed=1))})
+    state, artifacts, task_runs = run_flow(
+        overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "dim", brightness=0.6, seed=1))}
+    )
     assert state.is_failed()
     with pytest.raises(DriftFailed, match="drifted from the champion's"):
         state.result()
     assert sorted(run.name for run in task_runs) == ["drift", "prepare", "validate"]
     assert json.loads((project / "reports" / "drift.json").read_text())["level"] == "fail"
 
-    state, _, _ = run_flow(overrides={"data.dataset": "mnist", "data.source_dir": str(digits_feed(feeds / "mild", brightness=0.97, seed=1))})
+    state, _, _ = run_flow(
+        overrides={
+            "data.dataset": "mnist",
+            "data.source_dir": str(digits_feed(feeds / "mild", brightness=0.97, seed=1)),
+        }
+    )
     assert state.is_completed(), state
     outcome = state.result()
     assert outcome["drift"]["level"] == "warn" and outcome["stages"]["train@vae"] == "ran"

@@ -113,9 +113,15 @@ def test_generate_decodes_seeded_prior_draws(vae, exported):
 
 
 def test_safe_dtypes_are_converted(vae, images):
-    binary = (images > 0.5)
+    binary = images > 0.5
     expected = vae.reconstruct(binary.astype(np.float32))
-    for converted in (binary, binary.astype(np.uint8), binary.astype(np.int64), binary.astype(np.float64), binary.tolist()):
+    for converted in (
+        binary,
+        binary.astype(np.uint8),
+        binary.astype(np.int64),
+        binary.astype(np.float64),
+        binary.tolist(),
+    ):
         np.testing.assert_array_equal(vae.reconstruct(converted), expected)
 
 

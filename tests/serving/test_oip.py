@@ -1,4 +1,5 @@
-"""The Open Inference Protocol on the real `vaeops serve`, called by tritonclient (the reference client) and raw HTTP."""
+"""The Open Inference Protocol on the real `vaeops serve`, called by tritonclient (the reference client) and raw
+HTTP."""
 
 from __future__ import annotations
 
@@ -109,15 +110,25 @@ def x_input(rows: int = 1, **changes) -> dict:
 
 def binary_x(values: np.ndarray, size: int | None = None) -> tuple[bytes, dict]:
     raw = values.astype("<f4").tobytes()
-    entry = {"name": "x", "shape": list(values.shape), "datatype": "FP32",
-             "parameters": {"binary_data_size": len(raw) if size is None else size}}
+    entry = {
+        "name": "x",
+        "shape": list(values.shape),
+        "datatype": "FP32",
+        "parameters": {"binary_data_size": len(raw) if size is None else size},
+    }
     return oip_body([entry], raw)
 
 
 BAD = [
     ("not json", "encoder", (b'{"inputs": [', {}), 400, "not valid JSON"),
     ("no inputs", "encoder", oip_body([]), 400, "non-empty 'inputs'"),
-    ("wrong width", "encoder", oip_body([{**x_input(), "shape": [1, 7], "data": [0.5] * 7}]), 400, r"expected \[N, 64\]"),
+    (
+        "wrong width",
+        "encoder",
+        oip_body([{**x_input(), "shape": [1, 7], "data": [0.5] * 7}]),
+        400,
+        r"expected \[N, 64\]",
+    ),
     ("data count", "encoder", oip_body([x_input(data=[0.5] * 3)]), 400, "holds 3 values"),
     ("bytes datatype", "encoder", oip_body([x_input(datatype="BYTES")]), 400, "datatype 'BYTES'"),
     ("strings as data", "encoder", oip_body([x_input(data=["a"] * D)]), 400, "not a list of FP32"),
@@ -151,7 +162,9 @@ def test_oip_limits_and_unknown_routes_answer_with_error_objects(served):
     assert client.get("/v2/models/encoder/versions/999").status_code == 404
     assert "error" in client.get("/v2/nowhere").json()
     with pytest.raises(InferenceServerException, match="unknown model"):
-        triton_http.InferenceServerClient(str(client.base_url).removeprefix("http://").rstrip("/")).get_model_metadata("nope")
+        triton_http.InferenceServerClient(str(client.base_url).removeprefix("http://").rstrip("/")).get_model_metadata(
+            "nope"
+        )
     assert client.post("/v2/models/encoder/infer", content=oip_body([x_input()])[0]).status_code == 200
 
 
@@ -165,8 +178,14 @@ def scrape(client: httpx.Client) -> dict[tuple, float]:
 
 def test_metrics_show_real_requests(served):
     client, _, manifest = served
-    ok = ("vaeops_http_requests_total", (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")))
-    bad = ("vaeops_http_requests_total", (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "400")))
+    ok = (
+        "vaeops_http_requests_total",
+        (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")),
+    )
+    bad = (
+        "vaeops_http_requests_total",
+        (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "400")),
+    )
     runs = ("vaeops_inference_duration_seconds_count", (("graph", "encoder"),))
     before = scrape(client)
     for _ in range(3):
@@ -190,8 +209,14 @@ def test_two_workers_share_the_port_and_their_metrics_add_up(tmp_path):
         url = server.url()
         with httpx.Client(base_url=url, timeout=30) as client:
             for _ in range(20):  # a new connection each, so both workers take some
-                assert httpx.post(f"{url}/v2/models/reconstruct_mean/infer", content=oip_body([x_input()])[0]).status_code == 200
-            key = ("vaeops_http_requests_total", (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")))
+                assert (
+                    httpx.post(f"{url}/v2/models/reconstruct_mean/infer", content=oip_body([x_input()])[0]).status_code
+                    == 200
+                )
+            key = (
+                "vaeops_http_requests_total",
+                (("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")),
+            )
             assert scrape(client)[key] == 20
     finally:
         server.stop()
@@ -199,17 +224,24 @@ def test_two_workers_share_the_port_and_their_metrics_add_up(tmp_path):
 
 
 def run_serve(*args: str, params: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vaeops.cli", "serve", "--params", params, *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vaeops.cli", "serve", "--params", params, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-S", "serve.port=99999"], "serve.port: Input should be less than or equal to 65535, got 99999"),
-    (["-S", "serve.port=-1"], "serve.port: Input should be greater than or equal to 0, got -1"),
-    (["-S", "serve.port=http"], "serve.port: Input should be a valid integer, got 'http'"),
-    (["-S", "serve.host=no-such-host.invalid"], "cannot listen on no-such-host.invalid:0"),
-    (["-S", "serve.prot=80"], "override 'serve.prot': the 'serve' section has no key 'prot'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-S", "serve.port=99999"], "serve.port: Input should be less than or equal to 65535, got 99999"),
+        (["-S", "serve.port=-1"], "serve.port: Input should be greater than or equal to 0, got -1"),
+        (["-S", "serve.port=http"], "serve.port: Input should be a valid integer, got 'http'"),
+        (["-S", "serve.host=no-such-host.invalid"], "cannot listen on no-such-host.invalid:0"),
+        (["-S", "serve.prot=80"], "override 'serve.prot': the 'serve' section has no key 'prot'"),
+    ],
+)
 def test_bad_port_and_host_are_refused_naming_the_key(tmp_path, args, message):
     params, _ = make_project(tmp_path)
     export(params)

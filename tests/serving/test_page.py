@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from browser import offline_page, screenshot
+from helpers import evaluation_metrics
 from onnx_helpers import IMAGE_SHAPE, Server, make_project
 from vaeops.core.params import load_params
 from vaeops.dataset.splits import manifest_sha256
@@ -35,18 +36,31 @@ def site(tmp_path_factory):
     reports = root / "reports"
     (reports / "plots").mkdir(parents=True)
     data_sha = manifest_sha256(root / "data" / "prepared")
-    (reports / "metrics.json").write_text(json.dumps({
-        "dataset": "test-random", "split": "test", "images": 30, "data_sha256": data_sha,
-        "models": {"vae": {"nll": 44.5, "nll_se": 0.3, "elbo": -45.1, "jensen_gap": 1.2, "active_units": 3,
-                           "collapsed": False}}}))
+    (reports / "metrics.json").write_text(
+        json.dumps(
+            {
+                **evaluation_metrics(
+                    data_sha, vae={"nll": 44.5, "nll_se": 0.3, "elbo": -45.1, "jensen_gap": 1.2, "active_units": 3}
+                ),
+                "dataset": "test-random",
+                "images": 30,
+            }
+        )
+    )
     (reports / "validation.json").write_text(json.dumps({"success": True, "data_sha256": data_sha}))
     figure, axes = plt.subplots(figsize=(2, 2))
     axes.plot([0, 1], [1, 0])
     figure.savefig(reports / "plots" / "figure.png")
-    (reports / "report.md").write_text("# Why sample z?\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![a figure](plots/figure.png)\n")
+    (reports / "report.md").write_text(
+        "# Why sample z?\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![a figure](plots/figure.png)\n"
+    )
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["validate"] = {"report": str(reports / "validation.json")}
-    raw["promote"] = {"champion_dir": str(root / "champion"), "decision": str(reports / "promotion.json")}
+    raw["promote"] = {
+        "champion_dir": str(root / "champion"),
+        "decision": str(reports / "promotion.json"),
+        "history_dir": str(root / "champion-history"),
+    }
     raw["serve"].update(model_dir=str(root / "champion"), report_dir=str(reports), max_samples=64)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     params = load_params(root / "params.yaml")
@@ -80,7 +94,9 @@ def test_explain_matches_pytorch_and_repeats_exactly(site):
     assert result["log_px_mu"] == pytest.approx(log_px_mu, abs=1e-3)  # probabilities, not logits: 1e-7 clipping
     assert result["kl"] == pytest.approx(kl, rel=1e-5)
     assert result["jensen_gap"] == pytest.approx(result["log_px_mu"] - result["e_log_px"])
-    assert len(result["log_px_samples"]) == 16 and result["e_log_px"] == pytest.approx(np.mean(result["log_px_samples"]))
+    assert len(result["log_px_samples"]) == 16 and result["e_log_px"] == pytest.approx(
+        np.mean(result["log_px_samples"])
+    )
     rows = result["estimators"]
     assert [r["k"] for r in rows] == REQUEST["ks"]
     assert rows[-1]["elbo_std"] < rows[0]["elbo_std"] / 10  # 1/sqrt(K): 1000 draws are ~30x less noisy than one
@@ -133,13 +149,18 @@ def test_page_shows_the_answer_offline_with_the_apis_numbers(site):
         assert page.locator("#panel-samples canvas").count() == 8
         image = httpx.get(f"{url}/gallery").json()["images"][2]
         api = httpx.post(f"{url}/explain", json={"image": image, **REQUEST}, timeout=60).json()
-        shown = {key: float(page.locator(f"#num-{key.replace('_', '-')}").get_attribute("data-value"))
-                 for key in ("log_px_mu", "e_log_px", "jensen_gap", "kl", "elbo", "plugin_elbo")}
+        shown = {
+            key: float(page.locator(f"#num-{key.replace('_', '-')}").get_attribute("data-value"))
+            for key in ("log_px_mu", "e_log_px", "jensen_gap", "kl", "elbo", "plugin_elbo")
+        }
         assert shown == {key: api[key] for key in shown}
         assert page.locator("#k-table tbody tr").count() == 4
         assert page.locator("#k-chart polyline").count() == 2
-        assert "overstates" in page.text_content("#verdict") or "understates" in page.text_content("#verdict") \
+        assert (
+            "overstates" in page.text_content("#verdict")
+            or "understates" in page.text_content("#verdict")
             or "not distinguishable" in page.text_content("#verdict")
+        )
         page.wait_for_function("document.querySelector('#card').children.length > 0")
         assert api["model_version"] in page.text_content("#card")
         assert "no champion yet" in page.text_content("#promotion")

@@ -71,22 +71,29 @@ def test_holder_swaps_refuses_and_retries_only_on_change(exports, tmp_path):
     assert holder.model.manifest.model_version == version(folders["second"])
 
 
-
-def test_a_contract_change_is_followed_only_when_its_install_record_accepts_it_from_the_served_version(exports, tmp_path):
+def test_a_contract_change_is_followed_only_when_its_install_record_accepts_it_from_the_served_version(
+    exports, tmp_path
+):
     _, folders = exports
     champion = tmp_path / "champion"
     install(folders["first"], champion)
     holder = ModelHolder(champion, {"max_batch": 16})
     served = version(folders["first"])
-    for record, followed in (({"contract_change_accepted": True, "previous_version": "vae@someone-else"}, False),
-                             ({"contract_change_accepted": False, "previous_version": served}, False),
-                             ({"contract_change_accepted": True, "previous_version": served}, True)):
+    for record, followed in (
+        ({"contract_change_accepted": True, "previous_version": "vae@someone-else"}, False),
+        ({"contract_change_accepted": False, "previous_version": served}, False),
+        ({"contract_change_accepted": True, "previous_version": served}, True),
+    ):
         with atomic_directory(champion) as staging:
             shutil.copytree(folders["gaussian"], staging, dirs_exist_ok=True)
-            (staging / INSTALL_RECORD).write_text(json.dumps({"installed_by": "promotion", "model_version": "vae@new",
-                                                              "contract_change": "likelihood", **record}))
+            (staging / INSTALL_RECORD).write_text(
+                json.dumps(
+                    {"installed_by": "promotion", "model_version": "vae@new", "contract_change": "likelihood", **record}
+                )
+            )
         assert holder.reload() is followed, holder.last_error
     assert holder.model.manifest.likelihood == "gaussian" and holder.last_error is None
+
 
 def test_a_running_server_switches_under_load_with_no_failed_request(exports, tmp_path):
     root, folders = exports

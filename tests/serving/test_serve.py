@@ -19,6 +19,8 @@ from vaeops.serving.serve import create_app
 
 D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 TOL = dict(rtol=1e-4, atol=1e-5)
+
+
 @pytest.fixture
 def images():
     return np.random.default_rng(2).random((4, *IMAGE_SHAPE), dtype=np.float32)
@@ -109,14 +111,21 @@ def test_bad_requests_get_4xx_with_a_message(served, name, path, payload, status
 
 def test_nan_malformed_json_and_oversize_bodies(served):
     client = served[0]
-    nan = client.post("/reconstruct", content='{"images": [[' + ", ".join(["NaN"] * D) + "]]}",
-                      headers={"content-type": "application/json"})
+    nan = client.post(
+        "/reconstruct",
+        content='{"images": [[' + ", ".join(["NaN"] * D) + "]]}",
+        headers={"content-type": "application/json"},
+    )
     assert nan.status_code == 422 and "NaN" in nan.json()["detail"]
     broken = client.post("/reconstruct", content=b'{"images": [[0.5, ', headers={"content-type": "application/json"})
     assert broken.status_code == 422
-    big = client.post("/reconstruct", content=b"[" + b"0.5, " * 50_000 + b"0.5]", headers={"content-type": "application/json"})
+    big = client.post(
+        "/reconstruct", content=b"[" + b"0.5, " * 50_000 + b"0.5]", headers={"content-type": "application/json"}
+    )
     assert big.status_code == 413 and "limit of 200000" in big.json()["detail"]
-    chunked = client.post("/reconstruct", content=iter([b"0.5, " * 10_000] * 10), headers={"content-type": "application/json"})
+    chunked = client.post(
+        "/reconstruct", content=iter([b"0.5, " * 10_000] * 10), headers={"content-type": "application/json"}
+    )
     assert chunked.status_code == 413
     assert client.get("/nowhere").status_code == 404
     assert client.get("/reconstruct").status_code == 405
@@ -138,6 +147,10 @@ def test_tampered_export_is_refused_at_startup(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(ModelFileError, match="reconstruct_mean.onnx does not match"):
         create_app(ServeParams(model_dir=str(tmp_path / "models" / "onnx")))
-    result = subprocess.run([sys.executable, "-m", "vaeops.cli", "serve", "--params", str(tmp_path / "params.yaml"), "-S", "serve.port=0"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "vaeops.cli", "serve", "--params", str(tmp_path / "params.yaml"), "-S", "serve.port=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "does not match the export manifest" in result.stderr

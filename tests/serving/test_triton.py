@@ -55,8 +55,11 @@ def test_every_config_parses_with_tritons_schema_and_matches_its_graph(exported)
         assert config.dynamic_batching.max_queue_delay_microseconds == 150
         assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_AUTO]
         for declared, actual in ((config.input, model.graph.input), (config.output, model.graph.output)):
-            assert [t.name for t in declared] == [v.name for v in actual] == manifest["graphs"][graph][
-                "inputs" if declared is config.input else "outputs"]
+            assert (
+                [t.name for t in declared]
+                == [v.name for v in actual]
+                == manifest["graphs"][graph]["inputs" if declared is config.input else "outputs"]
+            )
             for tensor, value in zip(declared, actual):
                 dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
                 assert list(tensor.dims) == dims[1:]  # the batch dimension is Triton's, not in dims
@@ -96,8 +99,12 @@ def test_cli_writes_the_repository_of_serve_model_dir(exported):
     raw["serve"].update(triton_repo=str(root / "repo"), triton_max_batch_size=32, triton_queue_delay_us=100)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     load_params(root / "params.yaml")
-    result = subprocess.run([sys.executable, "-m", "vaeops.cli", "triton-repo", "--params", str(root / "params.yaml")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "vaeops.cli", "triton-repo", "--params", str(root / "params.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert f"{manifest['model_version']} as version 1" in result.stdout
     assert parse(root / "repo" / "decoder" / "config.pbtxt").max_batch_size == 32

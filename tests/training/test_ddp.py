@@ -40,8 +40,18 @@ def test_two_process_gloo_run_trains_and_its_ranks_agree(tmp_path, project):
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "vaeops.cli", "train", "--params", "params.yaml"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vaeops.cli",
+        "train",
+        "--params",
+        "params.yaml",
+    ]
     done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -29,8 +29,14 @@ from vaeops.training.progress import BackgroundLive
 from vaeops.training.train import model_config, train
 from vaeops.training.trainer import Objective, kl_beta, validation_sums
 
-SMALL = {"model.hidden": [32], "model.latent_dim": 4, "train.epochs": 2, "train.batch_size": 64, "train.threads": 1,
-         "train.replicates": 1}
+SMALL = {
+    "model.hidden": [32],
+    "model.latent_dim": 4,
+    "train.epochs": 2,
+    "train.batch_size": 64,
+    "train.threads": 1,
+    "train.replicates": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +55,12 @@ def prepared(tmp_path_factory) -> Path:
 @pytest.fixture
 def params_for(project, prepared):
     """Build checked Params from the repo's params.yaml with small-model overrides (outputs land in the tmp project)."""
+
     def build(**changes):
         overrides = {"data.out_dir": str(prepared), **SMALL}
         overrides.update({key.replace("__", "."): value for key, value in changes.items()})
         return load_params(project / "params.yaml", overrides=overrides)
+
     return build
 
 
@@ -95,7 +103,9 @@ def test_unavailable_device_is_refused_before_any_work(params_for, project):
 
 
 def test_cli_prints_a_message_and_exits_non_zero_on_bad_params(project, capsys):
-    (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("  samples: 1 ", "  samples: 0 "))
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("  samples: 1 ", "  samples: 0 ")
+    )
     assert cli.main(["train", "--params", str(project / "params.yaml")]) == 2
     assert "train.samples: Input should be greater than or equal to 1, got 0" in capsys.readouterr().err
 
@@ -109,7 +119,9 @@ def test_one_epoch_on_digits_lowers_the_loss(params_for, prepared, project):
     before = validation_sums(untrained, x_val, 1024, hardware, generator(hardware.device, 0), 0)[0].item() / len(x_val)
     summary = train(params)
     assert summary["final"]["val/loss"] < before - 1  # nats per image: a clear drop, well above the noise
-    assert summary["final"]["train/loss"] == pytest.approx(-(summary["final"]["train/recon"] - summary["final"]["train/kl"]), rel=1e-5)
+    assert summary["final"]["train/loss"] == pytest.approx(
+        -(summary["final"]["train/recon"] - summary["final"]["train/kl"]), rel=1e-5
+    )
     assert (project / "models" / "vae" / "best.pt").exists() and (project / "models" / "vae" / "train.json").exists()
     assert (project / "reports" / "train" / "vae" / "plots" / "metrics" / "val" / "loss.tsv").exists()
 
@@ -117,7 +129,16 @@ def test_one_epoch_on_digits_lowers_the_loss(params_for, prepared, project):
 def test_checkpoint_has_what_resume_and_the_later_stages_need(params_for, prepared, project):
     train(params_for())
     state = load_checkpoint(project / "models" / "vae" / "last.pt")
-    for key in ("model_config", "model_state", "optimizer_state", "scheduler_state", "epoch", "params", "data_sha256", "rng_state"):
+    for key in (
+        "model_config",
+        "model_state",
+        "optimizer_state",
+        "scheduler_state",
+        "epoch",
+        "params",
+        "data_sha256",
+        "rng_state",
+    ):
         assert key in state
     assert state["epoch"] == 2 and state["data_sha256"] == manifest_sha256(prepared)
     vae, _ = load_model(project / "models" / "vae" / "best.pt", expected_data_sha256=manifest_sha256(prepared))
@@ -136,7 +157,9 @@ def test_the_autoencoder_has_no_kl_term_and_its_variance_gets_no_gradient(params
     summary = train(params_for(train__variant="autoencoder"))
     assert summary["latent"] == "mean" and summary["kl_term"] is False
     record = summary["final"]
-    assert record["beta"] == 0.0 and record["val/loss"] == pytest.approx(-record["val/recon"])  # the loss is -log p(x|mu)
+    assert record["beta"] == 0.0 and record["val/loss"] == pytest.approx(
+        -record["val/recon"]
+    )  # the loss is -log p(x|mu)
     trained, _ = load_model(project / "models" / "autoencoder" / "best.pt")
     torch.manual_seed(0)
     fresh = model.VAE(trained.config)
@@ -174,9 +197,16 @@ def test_two_runs_with_one_seed_give_identical_weights_and_another_seed_does_not
 
 @pytest.mark.parametrize("schedule", ["step", "plateau"])
 def test_a_resumed_run_matches_an_uninterrupted_one_bitwise(params_for, project, schedule):
-    changes = {"train__lr_schedule": schedule, "train__lr_step_epochs": 1, "train__lr_patience": 0,
-               "train__kl_warmup_epochs": 3, "train__binarize": "dynamic", "train__samples": 2,
-               "train__batch_size_schedule": [32, 64, 128], "train__adam_beta1": 0.7}
+    changes = {
+        "train__lr_schedule": schedule,
+        "train__lr_step_epochs": 1,
+        "train__lr_patience": 0,
+        "train__kl_warmup_epochs": 3,
+        "train__binarize": "dynamic",
+        "train__samples": 2,
+        "train__batch_size_schedule": [32, 64, 128],
+        "train__adam_beta1": 0.7,
+    }
     whole = train(params_for(**changes, train__epochs=4, train__out_dir="whole"))
     train(params_for(**changes, train__epochs=2, train__out_dir="split"))
     resumed = train(params_for(**changes, train__epochs=4, train__out_dir="split"), resume=True)
@@ -247,7 +277,9 @@ def test_binarization_static_is_fixed_and_dynamic_is_fresh():
 
 def test_training_leaves_the_thread_count_and_matmul_precision_as_it_found_them(params_for):
     before = torch.get_num_threads(), torch.get_float32_matmul_precision()
-    summary = train(params_for(train__epochs=1, train__threads=1 if before[0] > 1 else 2, train__matmul_precision="medium"))
+    summary = train(
+        params_for(train__epochs=1, train__threads=1 if before[0] > 1 else 2, train__matmul_precision="medium")
+    )
     assert summary["threads"] != before[0] and summary["matmul_precision"] == "medium"  # used inside the stage
     assert (torch.get_num_threads(), torch.get_float32_matmul_precision()) == before
 

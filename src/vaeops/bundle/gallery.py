@@ -31,8 +31,9 @@ def pick(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
 def encode(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> tuple[bytes, GalleryEntry]:
     """The gallery file's bytes (deterministic: same images, same bytes) and its manifest entry."""
     buffer = io.BytesIO()
-    np.savez(buffer, images=images[indices].astype(np.float32), labels=labels[indices].astype(np.int64),
-             indices=indices)
+    np.savez(
+        buffer, images=images[indices].astype(np.float32), labels=labels[indices].astype(np.int64), indices=indices
+    )
     data = buffer.getvalue()
     return data, GalleryEntry(**file_entry(GALLERY_FILE, data, images=int(len(indices)), split="test"))
 

@@ -20,15 +20,17 @@ class Contract(Artifact):
     likelihood: str
 
     @classmethod
-    def of(cls, manifest: Manifest) -> "Contract":
+    def of(cls, manifest: Manifest) -> Contract:
         """The contract of a bundle."""
-        return cls(image_shape=list(manifest.image_shape), input_dim=manifest.input_dim,
-                   likelihood=manifest.likelihood)
+        return cls(image_shape=list(manifest.image_shape), input_dim=manifest.input_dim, likelihood=manifest.likelihood)
 
-    def change_to(self, new: "Contract") -> str:
+    def change_to(self, new: Contract) -> str:
         """'' when `new` asks clients for the same input, else what changes, from what to what."""
-        return ", ".join(f"{key} {getattr(self, key)} -> {getattr(new, key)}" for key in type(self).model_fields
-                         if getattr(self, key) != getattr(new, key))
+        return ", ".join(
+            f"{key} {getattr(self, key)} -> {getattr(new, key)}"
+            for key in type(self).model_fields
+            if getattr(self, key) != getattr(new, key)
+        )
 
 
 class InstallRecord(Artifact):
@@ -42,14 +44,19 @@ class InstallRecord(Artifact):
     contract_change_accepted: bool
 
     @classmethod
-    def make(cls, how: Literal["promotion", "rollback"], new: Manifest, previous: Manifest | None,
-             accepted: bool) -> "InstallRecord":
+    def make(
+        cls, how: Literal["promotion", "rollback"], new: Manifest, previous: Manifest | None, accepted: bool
+    ) -> InstallRecord:
         """The record of installing `new` over `previous` (None: no champion before)."""
         change = Contract.of(previous).change_to(Contract.of(new)) if previous is not None else ""
         # No timestamp: champion/ is a DVC output, and the same promotion must give the same bytes.
-        return cls(installed_by=how, model_version=new.model_version,
-                   previous_version=previous.model_version if previous is not None else None,
-                   contract_change=change, contract_change_accepted=bool(change) and accepted)
+        return cls(
+            installed_by=how,
+            model_version=new.model_version,
+            previous_version=previous.model_version if previous is not None else None,
+            contract_change=change,
+            contract_change_accepted=bool(change) and accepted,
+        )
 
 
 def contract_change(old: dict, new: dict) -> str:

@@ -32,7 +32,7 @@ class FileEntry(Artifact):
     bytes: int = Field(ge=0)
 
     @model_validator(mode="after")
-    def _inside(self) -> "FileEntry":
+    def _inside(self) -> FileEntry:
         # Only plain file names inside the bundle: a manifest must not point a reader elsewhere.
         if not self.file or Path(self.file).name != self.file or self.file in (".", ".."):
             raise ValueError(f"names {self.file!r}, not a file inside the bundle")
@@ -85,7 +85,7 @@ class Manifest(Artifact):
     gallery: GalleryEntry | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Manifest":
+    def _consistent(self) -> Manifest:
         height, width = self.image_shape
         if height < 1 or width < 1 or height * width != self.input_dim:
             raise ValueError(f"image_shape {self.image_shape} does not match input_dim {self.input_dim}")
@@ -107,8 +107,9 @@ class Manifest(Artifact):
 def read_manifest(bundle_dir: str | Path) -> Manifest:
     """Read and check a bundle's manifest; any fault is a ModelFileError naming the file and the key."""
     path = Path(bundle_dir) / MANIFEST
-    raw = read_json_object(path, "export manifest", ModelFileError,
-                           "run `vaeops export`, or point serve.model_dir at an export")
+    raw = read_json_object(
+        path, "export manifest", ModelFileError, "run `vaeops export`, or point serve.model_dir at an export"
+    )
     if raw.get("format") != MANIFEST_FORMAT:
         raise ModelFileError(f"{path} is not a {MANIFEST_FORMAT} export manifest")
     return parse_artifact(raw, Manifest, f"{path}", ModelFileError)

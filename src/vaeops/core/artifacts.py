@@ -56,8 +56,9 @@ def parse_artifact(raw: Any, model: type[A], where: str, error: type[Exception] 
         raise error(f"{where}: {describe(exc)}") from None
 
 
-def read_artifact(path: str | Path, model: type[A], what: str, error: type[Exception] = DataError,
-                  missing_hint: str = "") -> A:
+def read_artifact(
+    path: str | Path, model: type[A], what: str, error: type[Exception] = DataError, missing_hint: str = ""
+) -> A:
     """Read a JSON artifact and check it against its schema; every failure is `error` naming the file and the key."""
     raw = read_json_object(path, what, error, missing_hint)
     return parse_artifact(raw, model, f"{what} {path}", error)

@@ -15,15 +15,27 @@ LOG_EVERY_SECONDS = 5.0  # a log line at most this often when stderr is not a te
 class Progress:
     """Counts work done out of `total` units (images, draws); thread-safe, so estimator workers may report."""
 
-    def __init__(self, total: float, description: str, unit: str = "it", stream: TextIO | None = None,
-                 enabled: bool = True):
+    def __init__(
+        self, total: float, description: str, unit: str = "it", stream: TextIO | None = None, enabled: bool = True
+    ):
         self.stream = stream or sys.stderr
         self.total, self.description, self.unit, self.enabled = max(float(total), 1.0), description, unit, enabled
         self.done, self.started, self.last_line = 0.0, time.monotonic(), time.monotonic()
         self.lock = threading.Lock()
         interactive = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.bar = tqdm(total=self.total, desc=description, unit=unit, unit_scale=True, leave=False,
-                        dynamic_ncols=True, file=self.stream) if interactive else None
+        self.bar = (
+            tqdm(
+                total=self.total,
+                desc=description,
+                unit=unit,
+                unit_scale=True,
+                leave=False,
+                dynamic_ncols=True,
+                file=self.stream,
+            )
+            if interactive
+            else None
+        )
 
     def update(self, amount: float = 1.0) -> None:
         """Add `amount` units of finished work."""
@@ -51,7 +63,7 @@ class Progress:
         elif self.enabled and time.monotonic() - self.started >= LOG_EVERY_SECONDS:
             print(f"{self.description}: done in {time.monotonic() - self.started:.1f} s", file=self.stream, flush=True)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

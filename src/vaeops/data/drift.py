@@ -33,9 +33,15 @@ def compare(reference: dict[str, Any], current: dict[str, Any], warn: float, fai
     from scipy.stats import ks_2samp
 
     if reference["image_shape"] != current["image_shape"]:
-        return {"level": "warn", "comparable": False, "features": {},
-                "messages": [f"image shape {reference['image_shape']} -> {current['image_shape']}: another input "
-                             "contract, nothing to compare (the promotion gate decides on the contract)"]}
+        return {
+            "level": "warn",
+            "comparable": False,
+            "features": {},
+            "messages": [
+                f"image shape {reference['image_shape']} -> {current['image_shape']}: another input "
+                "contract, nothing to compare (the promotion gate decides on the contract)"
+            ],
+        }
     old, new = reference["class_shares"], current["class_shares"]
     labels = sorted(set(old) | set(new), key=int)
     tv = 0.5 * sum(abs(old.get(c, 0.0) - new.get(c, 0.0)) for c in labels)
@@ -47,8 +53,11 @@ def compare(reference: dict[str, Any], current: dict[str, Any], warn: float, fai
     scores = {"class_shares": tv, **{name: features[name]["ks_statistic"] for name in FEATURES}}
     level = "fail" if gone or max(scores.values()) > fail else "warn" if max(scores.values()) > warn else "ok"
     messages = [f"class(es) {', '.join(gone)} gone"] if gone else []
-    messages += [f"{name}: {score:.3f} > {'fail' if score > fail else 'warn'} {fail if score > fail else warn}"
-                 for name, score in scores.items() if score > warn]
+    messages += [
+        f"{name}: {score:.3f} > {'fail' if score > fail else 'warn'} {fail if score > fail else warn}"
+        for name, score in scores.items()
+        if score > warn
+    ]
     return {"level": level, "comparable": True, "scores": scores, "features": features, "messages": messages}
 
 
@@ -62,16 +71,28 @@ def drift(params: Params) -> dict[str, Any]:
         reference = read_json_object(reference_path, "champion data profile", ValidationFailed)
         report = compare(reference, current, cfg.warn, cfg.fail)
     else:
-        report = {"level": "ok", "comparable": False, "features": {},
-                  "messages": [f"no champion data profile at {reference_path}: nothing to compare yet"]}
-    report = {**report, "reference": str(reference_path), "warn": cfg.warn, "fail": cfg.fail, "images": current["images"]}
+        report = {
+            "level": "ok",
+            "comparable": False,
+            "features": {},
+            "messages": [f"no champion data profile at {reference_path}: nothing to compare yet"],
+        }
+    report = {
+        **report,
+        "reference": str(reference_path),
+        "warn": cfg.warn,
+        "fail": cfg.fail,
+        "images": current["images"],
+    }
     write_json_atomic(cfg.report, report)
     # The verdict alone, which training depends on: a new champion changes the scores, not (on the same data) the
     # verdict, so a rerun of this stage against it does not retrain every model.
     write_json_atomic(cfg.gate, {"level": report["level"]})
     if report["level"] == "fail":
-        raise DriftFailed(f"the new training data drifted from the champion's: {'; '.join(report['messages'])} "
-                          f"(report: {cfg.report}); fix the feed, or raise drift.fail if the change is real")
+        raise DriftFailed(
+            f"the new training data drifted from the champion's: {'; '.join(report['messages'])} "
+            f"(report: {cfg.report}); fix the feed, or raise drift.fail if the change is real"
+        )
     return {"level": report["level"], "messages": "; ".join(report["messages"])}
 
 

@@ -55,15 +55,22 @@ def parse(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{name}: IDX header declares 0 dimensions")
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise DataError(f"{name}: truncated IDX header: {ndim} dimensions need {header_len} bytes, file has {len(data)}")
+        raise DataError(
+            f"{name}: truncated IDX header: {ndim} dimensions need {header_len} bytes, file has {len(data)}"
+        )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = len(data) - header_len
     if actual < expected:
-        raise DataError(f"{name}: truncated IDX data: header {shape} of {dtype.name} needs {expected} bytes, found {actual}")
+        raise DataError(
+            f"{name}: truncated IDX data: header {shape} of {dtype.name} needs {expected} bytes, found {actual}"
+        )
     if actual > expected:
-        raise DataError(f"{name}: size mismatch: header {shape} of {dtype.name} needs {expected} bytes, found {actual} ({actual - expected} extra)")
+        raise DataError(
+            f"{name}: size mismatch: header {shape} of {dtype.name} needs {expected} bytes, found {actual} "
+            f"({actual - expected} extra)"
+        )
     return np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -84,7 +91,8 @@ def encode(array: np.ndarray) -> bytes:
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write an array as an IDX file atomically; gzip it when `compress` is true (default: when the name ends in .gz)."""
+    """Write an array as an IDX file atomically; gzip it when `compress` is true (default: when the name ends in
+    .gz)."""
     path = Path(path)
     data = encode(array)
     if compress if compress is not None else path.suffix == ".gz":

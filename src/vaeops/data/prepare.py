@@ -76,16 +76,24 @@ def check_splits(splits: dict[str, Arrays], classes: tuple[int, ...], image_shap
     for name in SPLITS:
         images, labels = splits[name]
         if images.shape[1:] != tuple(image_shape) or labels.shape != (images.shape[0],):
-            raise DataError(f"{name} split: expected images (N, {image_shape[0]}, {image_shape[1]}) and labels (N,), got {images.shape} and {labels.shape}")
+            raise DataError(
+                f"{name} split: expected images (N, {image_shape[0]}, {image_shape[1]}) and labels (N,), got "
+                f"{images.shape} and {labels.shape}"
+            )
         nan, inf = int(np.isnan(images).sum()), int(np.isinf(images).sum())
         if nan or inf:
             raise DataError(f"{name} split: {nan} NaN and {inf} infinite pixels")
         outside = int(((images < 0) | (images > 1)).sum())
         if outside:
-            raise DataError(f"{name} split: {outside} pixels outside [0, 1] (min {images.min():.4g}, max {images.max():.4g})")
+            raise DataError(
+                f"{name} split: {outside} pixels outside [0, 1] (min {images.min():.4g}, max {images.max():.4g})"
+            )
         unknown = ~np.isin(labels, classes)
         if unknown.any():
-            raise DataError(f"{name} split: {int(unknown.sum())} labels outside the class set {list(classes)}: {sorted(set(labels[unknown].tolist()))[:5]}")
+            raise DataError(
+                f"{name} split: {int(unknown.sum())} labels outside the class set {list(classes)}: "
+                f"{sorted(set(labels[unknown].tolist()))[:5]}"
+            )
         missing = sorted(set(classes) - set(labels.tolist()))
         if missing:
             raise DataError(f"{name} split: class(es) {missing} have no images")

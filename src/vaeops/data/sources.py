@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,10 +60,30 @@ IDX_SPECS: dict[str, IdxSpec] = {
     "mnist": IdxSpec(
         name="mnist",
         files={
-            "train_images": IdxFile("train-images-idx3-ubyte", 60000, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-            "train_labels": IdxFile("train-labels-idx1-ubyte", 60000, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-            "test_images": IdxFile("t10k-images-idx3-ubyte", 10000, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-            "test_labels": IdxFile("t10k-labels-idx1-ubyte", 10000, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+            "train_images": IdxFile(
+                "train-images-idx3-ubyte",
+                60000,
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            ),
+            "train_labels": IdxFile(
+                "train-labels-idx1-ubyte",
+                60000,
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            ),
+            "test_images": IdxFile(
+                "t10k-images-idx3-ubyte",
+                10000,
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            ),
+            "test_labels": IdxFile(
+                "t10k-labels-idx1-ubyte",
+                10000,
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            ),
         },
         urls=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -73,10 +94,18 @@ IDX_SPECS: dict[str, IdxSpec] = {
     "fashion-mnist": IdxSpec(
         name="fashion-mnist",
         files={
-            "train_images": IdxFile("train-images-idx3-ubyte", 60000, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-            "train_labels": IdxFile("train-labels-idx1-ubyte", 60000, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-            "test_images": IdxFile("t10k-images-idx3-ubyte", 10000, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-            "test_labels": IdxFile("t10k-labels-idx1-ubyte", 10000, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+            "train_images": IdxFile(
+                "train-images-idx3-ubyte", 60000, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+            ),
+            "train_labels": IdxFile(
+                "train-labels-idx1-ubyte", 60000, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+            ),
+            "test_images": IdxFile(
+                "t10k-images-idx3-ubyte", 10000, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+            ),
+            "test_labels": IdxFile(
+                "t10k-labels-idx1-ubyte", 10000, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+            ),
         },
         urls=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -142,7 +171,8 @@ def locate_files(spec: IdxSpec, data: DataParams) -> dict[str, Path]:
 
 
 def fetch(pinned: Mapping[str, str], dest: Path, urls: Sequence[str], timeout: float = 30.0) -> dict[str, Path]:
-    """Download each file name in `pinned` into `dest`, trying each base URL in order; keep only exact sha256 matches."""
+    """Download each file name in `pinned` into `dest`, trying each base URL in order; keep only exact sha256
+    matches."""
     paths = {}
     for name, sha256 in pinned.items():
         target = dest / name
@@ -203,13 +233,23 @@ def load_idx_folder(spec: IdxSpec, paths: Mapping[str, Path]) -> Source:
     return Source(spec.name, pools, spec.image_shape, spec.classes, {"files": files})
 
 
-def _check_idx_pair(spec: IdxSpec, split: str, paths: Mapping[str, Path], images: np.ndarray, labels: np.ndarray) -> None:
+def _check_idx_pair(
+    spec: IdxSpec, split: str, paths: Mapping[str, Path], images: np.ndarray, labels: np.ndarray
+) -> None:
     image_path, label_path = paths[f"{split}_images"], paths[f"{split}_labels"]
     expected_rows = spec.files[f"{split}_images"].rows
     if images.dtype != np.uint8 or images.shape != (expected_rows, *spec.image_shape):
-        raise DataError(f"{image_path}: expected {expected_rows} unsigned-byte images of {spec.image_shape}, got {images.dtype} {images.shape}")
+        raise DataError(
+            f"{image_path}: expected {expected_rows} unsigned-byte images of {spec.image_shape}, got "
+            f"{images.dtype} {images.shape}"
+        )
     if labels.dtype != np.uint8 or labels.shape != (expected_rows,):
-        raise DataError(f"{label_path}: expected {expected_rows} unsigned-byte labels, got {labels.dtype} {labels.shape}")
+        raise DataError(
+            f"{label_path}: expected {expected_rows} unsigned-byte labels, got {labels.dtype} {labels.shape}"
+        )
     outside = ~np.isin(labels, spec.classes)
     if outside.any():
-        raise DataError(f"{label_path}: {int(outside.sum())} labels outside the class set {min(spec.classes)}..{max(spec.classes)} (e.g. {sorted(set(labels[outside].tolist()))[:5]})")
+        raise DataError(
+            f"{label_path}: {int(outside.sum())} labels outside the class set "
+            f"{min(spec.classes)}..{max(spec.classes)} (e.g. {sorted(set(labels[outside].tolist()))[:5]})"
+        )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -34,9 +34,27 @@ class Bounds:
 # MNIST 0.019..0.40; class shares 8.9%..11.2% in both. Fashion-MNIST has no local copy to calibrate on,
 # so its ink bounds only reject blank or saturated images; its classes are exactly balanced (10% each).
 DEFAULTS: dict[str, dict[str, float]] = {
-    "digits": {"min_rows": 50, "class_share_min": 0.05, "class_share_max": 0.15, "ink_fraction_min": 0.05, "ink_fraction_max": 0.8},
-    "mnist": {"min_rows": 1000, "class_share_min": 0.05, "class_share_max": 0.15, "ink_fraction_min": 0.01, "ink_fraction_max": 0.6},
-    "fashion-mnist": {"min_rows": 1000, "class_share_min": 0.05, "class_share_max": 0.15, "ink_fraction_min": 0.001, "ink_fraction_max": 0.999},
+    "digits": {
+        "min_rows": 50,
+        "class_share_min": 0.05,
+        "class_share_max": 0.15,
+        "ink_fraction_min": 0.05,
+        "ink_fraction_max": 0.8,
+    },
+    "mnist": {
+        "min_rows": 1000,
+        "class_share_min": 0.05,
+        "class_share_max": 0.15,
+        "ink_fraction_min": 0.01,
+        "ink_fraction_max": 0.6,
+    },
+    "fashion-mnist": {
+        "min_rows": 1000,
+        "class_share_min": 0.05,
+        "class_share_max": 0.15,
+        "ink_fraction_min": 0.001,
+        "ink_fraction_max": 0.999,
+    },
 }
 
 
@@ -50,7 +68,10 @@ def resolve_bounds(params: ValidateParams, dataset: str) -> Bounds:
 
     for low, high in (("class_share_min", "class_share_max"), ("ink_fraction_min", "ink_fraction_max")):
         if pick(low) > pick(high):
-            raise ParamsError(f"validate.{low} = {pick(low)} is above validate.{high} = {pick(high)} (null means the {dataset} default)")
+            raise ParamsError(
+                f"validate.{low} = {pick(low)} is above validate.{high} = {pick(high)} (null means the "
+                f"{dataset} default)"
+            )
     return Bounds(
         min_rows=int(pick("min_rows")),
         class_share_min=float(pick("class_share_min")),
@@ -69,7 +90,8 @@ def image_hashes(images: np.ndarray) -> list[str]:
 
 
 def image_frame(images: np.ndarray, labels: np.ndarray, ink_threshold: float) -> pd.DataFrame:
-    """One row per image: label, pixel min/max/mean over finite pixels, ink fraction, pixel count, non-finite count, hash."""
+    """One row per image: label, pixel min/max/mean over finite pixels, ink fraction, pixel count, non-finite count,
+    hash."""
     flat = images.reshape(len(images), -1).astype(np.float64)
     finite = np.isfinite(flat)
     n_finite = finite.sum(axis=1)
@@ -96,7 +118,9 @@ def mark_leaks(frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     for name, frame in frames.items():
         for digest in set(frame["hash"]):
             owners.setdefault(digest, set()).add(name)
-    return {name: frame.assign(leaked=[int(len(owners[h]) > 1) for h in frame["hash"]]) for name, frame in frames.items()}
+    return {
+        name: frame.assign(leaked=[int(len(owners[h]) > 1) for h in frame["hash"]]) for name, frame in frames.items()
+    }
 
 
 def class_frame(labels: np.ndarray, classes: tuple[int, ...]) -> pd.DataFrame:

@@ -36,7 +36,10 @@ def validate(params: Params) -> dict[str, Any]:
     manifest = load_manifest(prepared)
     dataset = manifest.get("dataset")
     if dataset != params.data.dataset:
-        raise DataError(f"{prepared} holds {dataset!r} but params say data.dataset: {params.data.dataset!r}; run `vaeops prepare` first")
+        raise DataError(
+            f"{prepared} holds {dataset!r} but params say data.dataset: {params.data.dataset!r}; run `vaeops "
+            f"prepare` first"
+        )
     check_files(prepared, manifest)
     image_shape, classes = layout(dataset)
     bounds = resolve_bounds(params.validate, dataset)
@@ -49,7 +52,10 @@ def validate(params: Params) -> dict[str, Any]:
         frames = mark_leaks(frames)
         tables = {}
         for name, (_, labels) in splits.items():
-            tables[f"{name}_images"] = (frames[name], image_checks(bounds, classes, image_shape, manifest["counts"][name]["total"]))
+            tables[f"{name}_images"] = (
+                frames[name],
+                image_checks(bounds, classes, image_shape, manifest["counts"][name]["total"]),
+            )
             tables[f"{name}_classes"] = (class_frame(labels, classes), class_checks(bounds))
         checks = run_gx(tables, progress)
     failures = [describe_failure(check) for check in checks if not check["success"]]
@@ -69,7 +75,10 @@ def validate(params: Params) -> dict[str, Any]:
     # same data always gives the same bytes (DVC sees no change).
     write_json_atomic(params.validate.report, _jsonable(report))
     if failures:
-        raise ValidationFailed(f"{len(failures)} of {len(checks)} expectations failed on {prepared} ({dataset}); report: {params.validate.report}\n  - " + "\n  - ".join(failures))
+        raise ValidationFailed(
+            f"{len(failures)} of {len(checks)} expectations failed on {prepared} ({dataset}); report: "
+            f"{params.validate.report}\n  - " + "\n  - ".join(failures)
+        )
     return {**report, "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -81,25 +90,53 @@ def check_files(prepared: Path, manifest: dict[str, Any]) -> None:
             raise DataError(f"{path} is listed in the manifest but missing; run `vaeops prepare`")
         actual = sha256_file(path)
         if actual != expected:
-            raise DataError(f"{path}: sha256 {actual[:12]}... differs from the manifest's {expected[:12]}...; run `vaeops prepare`")
+            raise DataError(
+                f"{path}: sha256 {actual[:12]}... differs from the manifest's {expected[:12]}...; run `vaeops prepare`"
+            )
 
 
-def image_checks(bounds: Bounds, classes: tuple[int, ...], image_shape: tuple[int, int], manifest_rows: int) -> list[tuple[str, str, dict]]:
+def image_checks(
+    bounds: Bounds, classes: tuple[int, ...], image_shape: tuple[int, int], manifest_rows: int
+) -> list[tuple[str, str, dict]]:
     """The per-image expectations of one split, as (check name, GX expectation class name, kwargs)."""
     pixels = image_shape[0] * image_shape[1]
     return [
         ("schema", "ExpectTableColumnsToMatchSet", {"column_set": list(IMAGE_COLUMNS), "exact_match": True}),
         ("row count matches manifest", "ExpectTableRowCountToEqual", {"value": manifest_rows}),
         ("minimum row count", "ExpectTableRowCountToBeBetween", {"min_value": bounds.min_rows}),
-        ("no NaN or inf pixels", "ExpectColumnValuesToBeBetween", {"column": "nonfinite", "min_value": 0, "max_value": 0}),
-        ("pixel minimum in [0, 1]", "ExpectColumnValuesToBeBetween", {"column": "min", "min_value": 0.0, "max_value": 1.0}),
-        ("pixel maximum in [0, 1]", "ExpectColumnValuesToBeBetween", {"column": "max", "min_value": 0.0, "max_value": 1.0}),
+        (
+            "no NaN or inf pixels",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "nonfinite", "min_value": 0, "max_value": 0},
+        ),
+        (
+            "pixel minimum in [0, 1]",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "min", "min_value": 0.0, "max_value": 1.0},
+        ),
+        (
+            "pixel maximum in [0, 1]",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "max", "min_value": 0.0, "max_value": 1.0},
+        ),
         ("every image has finite pixels", "ExpectColumnValuesToNotBeNull", {"column": "mean"}),
         ("labels in the class set", "ExpectColumnValuesToBeInSet", {"column": "label", "value_set": list(classes)}),
-        ("ink fraction bounds", "ExpectColumnValuesToBeBetween", {"column": "ink_fraction", "min_value": bounds.ink_fraction_min, "max_value": bounds.ink_fraction_max}),
-        ("pixel count", "ExpectColumnValuesToBeBetween", {"column": "pixel_count", "min_value": pixels, "max_value": pixels}),
+        (
+            "ink fraction bounds",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "ink_fraction", "min_value": bounds.ink_fraction_min, "max_value": bounds.ink_fraction_max},
+        ),
+        (
+            "pixel count",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "pixel_count", "min_value": pixels, "max_value": pixels},
+        ),
         ("content hash present", "ExpectColumnValuesToNotBeNull", {"column": "hash"}),
-        ("images shared with other splits", "ExpectColumnSumToBeBetween", {"column": "leaked", "min_value": 0, "max_value": bounds.max_leaked_images}),
+        (
+            "images shared with other splits",
+            "ExpectColumnSumToBeBetween",
+            {"column": "leaked", "min_value": 0, "max_value": bounds.max_leaked_images},
+        ),
     ]
 
 
@@ -108,12 +145,17 @@ def class_checks(bounds: Bounds) -> list[tuple[str, str, dict]]:
     return [
         ("schema", "ExpectTableColumnsToMatchSet", {"column_set": list(CLASS_COLUMNS), "exact_match": True}),
         ("every class present", "ExpectColumnValuesToBeBetween", {"column": "count", "min_value": 1}),
-        ("class share bounds", "ExpectColumnValuesToBeBetween", {"column": "share", "min_value": bounds.class_share_min, "max_value": bounds.class_share_max}),
+        (
+            "class share bounds",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "share", "min_value": bounds.class_share_min, "max_value": bounds.class_share_max},
+        ),
     ]
 
 
-def run_gx(tables: dict[str, tuple[pd.DataFrame, list[tuple[str, str, dict]]]],
-           progress: Progress | None = None) -> list[dict[str, Any]]:
+def run_gx(
+    tables: dict[str, tuple[pd.DataFrame, list[tuple[str, str, dict]]]], progress: Progress | None = None
+) -> list[dict[str, Any]]:
     """Validate each frame against its expectations in a fresh ephemeral GX context; one result dict per expectation."""
     import great_expectations as gx  # slow import (2-3 s): only when the gate runs
     import great_expectations.expectations as gxe
@@ -135,7 +177,10 @@ def run_gx(tables: dict[str, tuple[pd.DataFrame, list[tuple[str, str, dict]]]],
         suite = context.suites.add(suite)
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
         index = ["class"] if "class" in frame.columns else []
-        outcome = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "SUMMARY", "unexpected_index_column_names": index})
+        outcome = definition.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": index},
+        )
         for item in outcome.results:
             results.append(_result_entry(table, item.to_json_dict()))
         if progress is not None:
@@ -155,7 +200,11 @@ def _result_entry(table: str, raw: dict[str, Any]) -> dict[str, Any]:
         "observed": result.get("observed_value"),
     }
     if "unexpected_count" in result:
-        entry.update(element_count=result.get("element_count"), unexpected_count=result["unexpected_count"], unexpected_sample=result.get("partial_unexpected_list", [])[:10])
+        entry.update(
+            element_count=result.get("element_count"),
+            unexpected_count=result["unexpected_count"],
+            unexpected_sample=result.get("partial_unexpected_list", [])[:10],
+        )
         rows = result.get("partial_unexpected_index_list") or []
         if rows and isinstance(rows[0], dict) and "class" in rows[0]:
             entry["unexpected_classes"] = [row["class"] for row in rows]
@@ -169,21 +218,34 @@ def describe_failure(check: dict[str, Any]) -> str:
     where = f"{check['table']}: {check['check']} ({check['expectation']}"
     where += f" on {check['kwargs']['column']})" if "column" in check["kwargs"] else ")"
     if "unexpected_count" in check:
-        detail = f"{check['unexpected_count']} of {check['element_count']} rows outside the expectation, e.g. {check['unexpected_sample'][:5]}"
+        detail = (
+            f"{check['unexpected_count']} of {check['element_count']} rows outside the expectation, e.g. "
+            f"{check['unexpected_sample'][:5]}"
+        )
         if check.get("unexpected_classes"):
             detail += f" (classes {check['unexpected_classes']})"
     else:
         detail = f"observed {check['observed']}"
-    bounds = {k: v for k, v in check["kwargs"].items() if k in ("min_value", "max_value", "value", "value_set", "column_set")}
-    return f"{where}: {detail}; expected {bounds}" + (f"; error: {check['exception']}" if check.get("exception") else "")
+    bounds = {
+        k: v for k, v in check["kwargs"].items() if k in ("min_value", "max_value", "value", "value_set", "column_set")
+    }
+    return f"{where}: {detail}; expected {bounds}" + (
+        f"; error: {check['exception']}" if check.get("exception") else ""
+    )
 
 
 def summary(report: dict[str, Any]) -> str:
     """A few lines for the terminal: verdict, rows and failures per split."""
-    lines = [f"validation {'PASSED' if report['success'] else 'FAILED'}: {report['dataset']}, {report['evaluated'] - report['failed']}/{report['evaluated']} expectations met ({report.get('seconds', 0):.1f} s)"]
+    lines = [
+        f"validation {'PASSED' if report['success'] else 'FAILED'}: {report['dataset']}, "
+        f"{report['evaluated'] - report['failed']}/{report['evaluated']} expectations met "
+        f"({report.get('seconds', 0):.1f} s)"
+    ]
     for name, rows in report["rows"].items():
         failed = sum(1 for c in report["expectations"] if c["table"].startswith(f"{name}_") and not c["success"])
-        lines.append(f"  {name:5s} {rows:6d} images, {report['leaked_images'][name]} shared with other splits, {failed} failed")
+        lines.append(
+            f"  {name:5s} {rows:6d} images, {report['leaked_images'][name]} shared with other splits, {failed} failed"
+        )
     lines += [f"  FAILED {line}" for line in report["failures"]]
     return "\n".join(lines)
 

@@ -18,8 +18,10 @@ def image_features(images: np.ndarray, ink_threshold: float) -> dict[str, np.nda
     flat = images.reshape(len(images), -1).astype(np.float64)
     finite = np.isfinite(flat)
     clean = np.where(finite, flat, 0.0)
-    return {"mean": clean.sum(axis=1) / np.maximum(finite.sum(axis=1), 1),
-            "ink_fraction": (clean > ink_threshold).mean(axis=1)}
+    return {
+        "mean": clean.sum(axis=1) / np.maximum(finite.sum(axis=1), 1),
+        "ink_fraction": (clean > ink_threshold).mean(axis=1),
+    }
 
 
 def profile(images: np.ndarray, labels: np.ndarray, ink_threshold: float, sample: int, seed: int = 0) -> dict[str, Any]:
@@ -27,6 +29,9 @@ def profile(images: np.ndarray, labels: np.ndarray, ink_threshold: float, sample
     features = image_features(images, ink_threshold)
     rows = np.sort(np.random.default_rng(seed).permutation(len(images))[:sample])
     classes, counts = np.unique(labels, return_counts=True)
-    return {"image_shape": list(images.shape[1:]), "images": int(len(images)),
-            "class_shares": {str(int(c)): float(n / len(labels)) for c, n in zip(classes, counts)},
-            **{name: [round(float(v), 6) for v in features[name][rows]] for name in FEATURES}}
+    return {
+        "image_shape": list(images.shape[1:]),
+        "images": int(len(images)),
+        "class_shares": {str(int(c)): float(n / len(labels)) for c, n in zip(classes, counts)},
+        **{name: [round(float(v), 6) for v in features[name][rows]] for name in FEATURES},
+    }

@@ -17,7 +17,9 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
 
-def write_prepared(out_dir: str | Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], manifest: dict[str, Any]) -> dict[str, Any]:
+def write_prepared(
+    out_dir: str | Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], manifest: dict[str, Any]
+) -> dict[str, Any]:
     """Write every split and the manifest into `out_dir` as one atomic swap; return the manifest as written.
 
     The manifest gains the sha256 of each split file, so downstream stages can tell exactly which data they saw.
@@ -44,8 +46,10 @@ def load_split(prepared_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndar
             images, labels = archive["images"], archive["labels"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         # a truncated or corrupt .npz raises any of these, depending on where the damage is
-        raise DataError(f"{path} is not a readable prepared split ({type(exc).__name__}: {exc}); re-run "
-                        "`vaeops prepare` or `dvc pull` to restore it") from None
+        raise DataError(
+            f"{path} is not a readable prepared split ({type(exc).__name__}: {exc}); re-run "
+            "`vaeops prepare` or `dvc pull` to restore it"
+        ) from None
     if images.ndim != 3 or labels.shape != (images.shape[0],):
         raise DataError(f"{path}: expected images (N, H, W) and labels (N,), got {images.shape} and {labels.shape}")
     return images, labels

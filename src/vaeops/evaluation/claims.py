@@ -9,8 +9,9 @@ inconclusive and says which of these held it back. The report's wording function
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,24 +36,40 @@ class Claim:
         return text
 
 
-def decide(diff: float, low: float, high: float, seed_interval: tuple[float, float] | None = None, seeds: int = 1,
-           bias: float = 0.0) -> Claim:
+def decide(
+    diff: float,
+    low: float,
+    high: float,
+    seed_interval: tuple[float, float] | None = None,
+    seeds: int = 1,
+    bias: float = 0.0,
+) -> Claim:
     """A Claim with its side chosen by the evidence: Monte-Carlo interval, seed interval, then the estimator's bias."""
     seed_low, seed_high = seed_interval if seed_interval is not None else (None, None)
     base = Claim(diff, low, high, seed_low, seed_high, seeds, bias)
     if low <= 0 <= high:
         return _with(base, 0, f"its 95% Monte-Carlo interval [{low:,.2f}, {high:,.2f}] contains zero")
     if seed_low is not None and seed_low <= 0 <= seed_high:
-        return _with(base, 0, f"across {seeds} training seeds the interval [{seed_low:,.2f}, {seed_high:,.2f}] "
-                              "contains zero: another seed could flip the sign")
+        return _with(
+            base,
+            0,
+            f"across {seeds} training seeds the interval [{seed_low:,.2f}, {seed_high:,.2f}] "
+            "contains zero: another seed could flip the sign",
+        )
     if abs(diff) <= bias:
-        return _with(base, 0, f"it is smaller than the estimator's remaining bias: L_K still rose {bias:,.2f} nats over "
-                              "the last step of the K study")
+        return _with(
+            base,
+            0,
+            f"it is smaller than the estimator's remaining bias: L_K still rose {bias:,.2f} nats over "
+            "the last step of the K study",
+        )
     return _with(base, 1 if diff > 0 else -1, "")
 
 
 def _with(claim: Claim, side: int, reason: str) -> Claim:
-    return Claim(claim.diff, claim.low, claim.high, claim.seed_low, claim.seed_high, claim.seeds, claim.bias, side, reason)
+    return Claim(
+        claim.diff, claim.low, claim.high, claim.seed_low, claim.seed_high, claim.seeds, claim.bias, side, reason
+    )
 
 
 def seed_interval(values: Sequence[float]) -> tuple[float, float] | None:
@@ -78,7 +95,7 @@ def remaining_bias(study: list[dict[str, Any]]) -> float:
 
 def _seed(metrics: dict[str, Any], kind: str, name: str, key: str) -> tuple[tuple[float, float] | None, int]:
     """The interval across training seeds of one quantity in metrics["seeds"], and how many seeds it has."""
-    entry = metrics.get("seeds", {}).get(kind, {}).get(name, {})
+    entry = (metrics.get("seeds") or {}).get(kind, {}).get(name, {})
     spread = entry.get(key)
     if not spread or spread.get("ci95_low") is None:
         return None, 1
@@ -105,8 +122,10 @@ def nll_between(metrics: dict[str, Any], other: str, reference: str = "vae") -> 
     the bias is the larger remaining rise of L_K of the two models."""
     c = metrics["comparisons"][other]
     interval, seeds = _seed(metrics, "comparisons", other, "nll_minus_vae")
-    bias = max(metrics["models"][other].get("nll_remaining_bias", 0.0),
-               metrics["models"][reference].get("nll_remaining_bias", 0.0))
+    bias = max(
+        metrics["models"][other].get("nll_remaining_bias", 0.0),
+        metrics["models"][reference].get("nll_remaining_bias", 0.0),
+    )
     return decide(c["nll_minus_vae"], c["nll_diff_ci95_low"], c["nll_diff_ci95_high"], interval, seeds, bias)
 
 

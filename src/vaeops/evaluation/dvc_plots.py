@@ -33,8 +33,10 @@ def template() -> str:
     bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE)
     if "</script" in bundle or "{plot_divs}" in bundle:
         raise PlotsError("the Vega bundle cannot be inlined as is (it contains '</script' or '{plot_divs}')")
-    return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>vaeops: DVC plots</title>\n"
-            f"<style>{STYLE}</style>\n<script>{bundle}</script>\n</head>\n<body>\n{{plot_divs}}\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>vaeops: DVC plots</title>\n'
+        f"<style>{STYLE}</style>\n<script>{bundle}</script>\n</head>\n<body>\n{{plot_divs}}\n</body>\n</html>\n"
+    )
 
 
 def render(out: str | Path = "dvc_plots", repo: str | Path = ".") -> Path:
@@ -43,8 +45,12 @@ def render(out: str | Path = "dvc_plots", repo: str | Path = ".") -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "template.html"
         path.write_text(template(), encoding="utf-8")
-        result = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--html-template", str(path), "-o",
-                                 str(out)], cwd=repo, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "dvc", "plots", "show", "--html-template", str(path), "-o", str(out)],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        )
     if result.returncode != 0:
         raise PlotsError(f"dvc plots show failed: {(result.stderr or result.stdout).strip()[-500:]}")
     return out / "index.html"

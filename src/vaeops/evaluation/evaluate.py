@@ -7,8 +7,6 @@ evaluate.seed, so a second run writes identical numbers; outputs are computed fi
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import time
 from pathlib import Path
@@ -17,13 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaeops.bundle.reports import EvaluationMetrics, Headline
+from vaeops.core.artifacts import dump_artifact, write_artifact
 from vaeops.core.errors import CheckpointError
-from vaeops.core.fileio import (
-    atomic_directory,
-    sha256_file,
-    write_json_atomic,
-    write_text_atomic,
-)
+from vaeops.core.fileio import atomic_directory, sha256_file, write_text_atomic
 from vaeops.core.params import EvaluateParams, Params, load_params
 from vaeops.core.progress import Progress
 from vaeops.dataset.splits import load_manifest, manifest_sha256
@@ -31,6 +26,7 @@ from vaeops.evaluation import measure as measures
 from vaeops.evaluation import plots as eval_plots
 from vaeops.evaluation.latent_health import pca_2d
 from vaeops.evaluation.report import VAE_MODEL, render_report
+from vaeops.evaluation.series import plot_tables
 from vaeops.model.checkpoint import load_model
 from vaeops.model.devices import (
     check_precision,
@@ -56,8 +52,12 @@ def load_test_images(params: Params) -> tuple[torch.Tensor, np.ndarray, tuple[in
 
 def load_models(params: Params, data_sha256: str, input_dim: int, device: torch.device) -> dict[str, VAE]:
     """Each compared model's checkpoint, refused when it was trained on other data or another image size."""
-    return {name: load_checked(Path(params.train.out_dir) / name / params.evaluate.checkpoint, data_sha256, input_dim,
-                               device) for name in params.evaluate.models}
+    return {
+        name: load_checked(
+            Path(params.train.out_dir) / name / params.evaluate.checkpoint, data_sha256, input_dim, device
+        )
+        for name in params.evaluate.models
+    }
 
 
 def load_checked(path: Path, data_sha256: str, input_dim: int, device: torch.device) -> VAE:
@@ -71,12 +71,15 @@ def load_checked(path: Path, data_sha256: str, input_dim: int, device: torch.dev
 def replicate_paths(params: Params, name: str) -> dict[int, Path]:
     """The training seeds of one model and their best checkpoints; empty when it was trained with one seed."""
     folder = Path(params.train.out_dir) / name / REPLICATES
-    found = {int(p.parent.name.removeprefix("seed-")): p for p in folder.glob("seed-*/best.pt")} if folder.is_dir() else {}
+    found = (
+        {int(p.parent.name.removeprefix("seed-")): p for p in folder.glob("seed-*/best.pt")} if folder.is_dir() else {}
+    )
     return dict(sorted(found.items()))
 
 
-def measure_replicates(params: Params, results: dict[str, dict], x: torch.Tensor, nll_rows: np.ndarray,
-                       data_sha: str, device: torch.device) -> dict[str, Any] | None:
+def measure_replicates(
+    params: Params, results: dict[str, dict], x: torch.Tensor, nll_rows: np.ndarray, data_sha: str, device: torch.device
+) -> dict[str, Any] | None:
     """The headline quantities of every training seed of every model, and their spread; None without replicates."""
     cfg = params.evaluate
     paths = {name: replicate_paths(params, name) for name in cfg.models}
@@ -94,47 +97,15 @@ def measure_replicates(params: Params, results: dict[str, dict], x: torch.Tensor
                     runs[name][seed] = results[name]
                     progress.update(each)
                 else:
-                    runs[name][seed] = measures.replicate(load_checked(path, data_sha, x.shape[1], device), x, nll_rows,
-                                                          cfg, progress)
+                    runs[name][seed] = measures.replicate(
+                        load_checked(path, data_sha, x.shape[1], device), x, nll_rows, cfg, progress
+                    )
     return measures.seed_spread(runs, VAE_MODEL)
 
 
-def _csv(columns: dict[str, np.ndarray | list]) -> str:
-    """A CSV with one column per key; floats with 7 significant digits (stable text, so DVC hashes repeat)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in zip(*columns.values()):
-        writer.writerow([f"{v:.7g}" if isinstance(v, (float, np.floating)) else v for v in row])
-    return buffer.getvalue()
-
-
-def plot_tables(results: dict[str, dict], labels: np.ndarray, nll_rows: np.ndarray) -> dict[str, str]:
-    """The data series behind the DVC plots: per-image values, estimators vs K, gap histograms, 2-D latents."""
-    per_image: dict[str, Any] = {"index": list(range(len(labels))), "label": labels.tolist()}
-    latent: dict[str, Any] = dict(per_image)
-    nll: dict[str, Any] = {"index": nll_rows.tolist(), "label": labels[nll_rows].tolist()}
-    for name, m in results.items():
-        for key, values in m["recon"].items():
-            per_image[f"{name}_{key}"] = values
-        nll[f"{name}_nll"] = m["nll"]
-        xy, _ = pca_2d(m["mu"])
-        latent[f"{name}_pc1"], latent[f"{name}_pc2"] = xy[:, 0], xy[:, 1]
-    studies = {"k": [row["k"] for row in next(iter(results.values()))["study"]]}
-    for name, m in results.items():
-        for key in m["study"][0]:
-            if key != "k":
-                studies[f"{name}_{key}"] = [row[key] for row in m["study"]]
-    gaps = np.concatenate([m["recon"]["jensen_gap"] for m in results.values()])
-    edges = np.histogram_bin_edges(gaps, bins=30)
-    histogram: dict[str, Any] = {"jensen_gap": (edges[:-1] + edges[1:]) / 2}
-    for name, m in results.items():
-        histogram[f"{name}_images"] = np.histogram(m["recon"]["jensen_gap"], bins=edges)[0].tolist()
-    return {"per_image.csv": _csv(per_image), "nll_per_image.csv": _csv(nll), "estimators.csv": _csv(studies),
-            "gap_histogram.csv": _csv(histogram), "latent.csv": _csv(latent)}
-
-
-def picture_arrays(models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, int], cfg: EvaluateParams) -> dict[str, Any]:
+def picture_arrays(
+    models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, int], cfg: EvaluateParams
+) -> dict[str, Any]:
     """Images for the figures: originals, mean and one sampled reconstruction, and decoded prior draws (the same
     z for every model, so the grids differ only by the decoder)."""
     n = min(cfg.plot_images, len(x))
@@ -146,15 +117,22 @@ def picture_arrays(models: dict[str, VAE], x: torch.Tensor, shape: tuple[int, in
             eps = torch.randn(mu.shape, generator=chunk_generator(cfg.seed, PICTURES, 0, x.device), device=x.device)
             rows[f"{name} model, decode z = mu"] = model.pixel_mean(model.decode(mu))
             rows[f"{name} model, decode z ~ q(z|x)"] = model.pixel_mean(model.decode(shift_scale(mu, logvar, eps)))
-            z = torch.randn((cfg.prior_samples, model.config.latent_dim),
-                            generator=chunk_generator(cfg.seed, PRIOR, 0, x.device), device=x.device)
+            z = torch.randn(
+                (cfg.prior_samples, model.config.latent_dim),
+                generator=chunk_generator(cfg.seed, PRIOR, 0, x.device),
+                device=x.device,
+            )
             prior[name] = model.pixel_mean(model.decode(z))
 
     def as_images(t: torch.Tensor) -> np.ndarray:
         return t.clamp(0, 1).cpu().numpy().reshape(-1, *shape)
 
-    return {"originals": as_images(originals), "rows": {k: as_images(v) for k, v in rows.items()},
-            "prior": {k: as_images(v) for k, v in prior.items()}}
+    return {
+        "originals": as_images(originals),
+        "rows": {k: as_images(v) for k, v in rows.items()},
+        "prior": {k: as_images(v) for k, v in prior.items()},
+    }
+
 
 def why_sample_arrays(model: VAE, x: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
     """For a few test images: log p(x|z) at each of WHY_DRAWS draws z ~ q(z|x), and the plug-in log p(x|mu)."""
@@ -165,7 +143,6 @@ def why_sample_arrays(model: VAE, x: torch.Tensor, seed: int) -> dict[str, np.nd
         draws = model.log_likelihood(images, model.decode(shift_scale(mu, logvar, eps)))  # (draws, images)
         plug_in = model.log_likelihood(images, model.decode(mu))
     return {"draws": draws.t().double().cpu().numpy(), "plug_in": plug_in.double().cpu().numpy()}
-
 
 
 def evaluate(params: Params) -> dict[str, Any]:
@@ -196,22 +173,43 @@ def _evaluate(params: Params) -> dict[str, Any]:
     study_rows = measures.subset(len(x), cfg.study_images, cfg.seed, measures.STUDY_ROWS)
     results = {}
     for name, model in models.items():
-        with Progress(measures.work(len(x), len(nll_rows), len(study_rows), cfg), f"evaluate {name}", unit="draw") as bar:
+        with Progress(
+            measures.work(len(x), len(nll_rows), len(study_rows), cfg), f"evaluate {name}", unit="draw"
+        ) as bar:
             results[name] = measures.measure(model, x, nll_rows, study_rows, cfg, bar)
-    metrics = {"dataset": load_manifest(prepared).get("dataset", params.data.dataset), "split": cfg.split,
-               "images": int(len(x)), "nll_images": int(len(nll_rows)), "study_images": int(len(study_rows)),
-               "pixels": int(x.shape[1]), "binarize": cfg.binarize, "seed": cfg.seed, "nll_k": cfg.nll_k,
-               "precision": cfg.precision, "data_sha256": data_sha,
-               "models": {name: measures.headline(m, x.shape[1]) for name, m in results.items()}}
+    metrics = {
+        "dataset": load_manifest(prepared).get("dataset", params.data.dataset),
+        "split": cfg.split,
+        "images": int(len(x)),
+        "nll_images": int(len(nll_rows)),
+        "study_images": int(len(study_rows)),
+        "pixels": int(x.shape[1]),
+        "binarize": cfg.binarize,
+        "seed": cfg.seed,
+        "nll_k": cfg.nll_k,
+        "elbo_ks": list(cfg.elbo_ks),
+        "precision": cfg.precision,
+        "data_sha256": data_sha,
+        "models": {name: measures.headline(m, x.shape[1]) for name, m in results.items()},
+    }
     if VAE_MODEL in results:
-        metrics["comparisons"] = {name: measures.compare(results[VAE_MODEL], m) for name, m in results.items()
-                                  if name != VAE_MODEL}
+        metrics["comparisons"] = {
+            name: measures.compare(results[VAE_MODEL], m) for name, m in results.items() if name != VAE_MODEL
+        }
     seeds = measure_replicates(params, results, x, nll_rows, data_sha, device)
     if seeds is not None:
         metrics["seeds"] = seeds
-    details = {name: {"config": models[name].config.to_dict(), "k_study": m["study"],
-                      **{k: m["health"][k] for k in ("kl_per_dim", "activity_per_dim")}}
-               for name, m in results.items()}
+    # Checked against the schema and rounded to the digits written: the report shows the numbers metrics.json holds.
+    checked = EvaluationMetrics.model_validate(metrics)
+    metrics = dump_artifact(checked)
+    details = {
+        name: {
+            "config": models[name].config.to_dict(),
+            "k_study": m["study"],
+            **{k: m["health"][k] for k in ("kl_per_dim", "activity_per_dim")},
+        }
+        for name, m in results.items()
+    }
     pictures = picture_arrays(models, x, shape, cfg)
     why = why_sample_arrays(models.get(VAE_MODEL, next(iter(models.values()))), x, cfg.seed)
     tables = plot_tables(results, labels, nll_rows)
@@ -219,11 +217,21 @@ def _evaluate(params: Params) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     with atomic_directory(out / "plots") as plots:
         eval_plots.reconstructions(plots / "reconstructions.png", pictures["originals"], pictures["rows"])
-        eval_plots.estimators_vs_k(plots / "estimators_vs_k.png", {n: m["study"] for n, m in results.items()},
-                                   {n: (cfg.nll_k, metrics["models"][n]["nll"]) for n in results})
-        eval_plots.gap_distributions(plots / "gaps.png", {n: {"jensen_gap": m["recon"]["jensen_gap"],
-                                                              "se_diff": m["recon"]["se_sampled"] - m["recon"]["se_mean_decode"]}
-                                                          for n, m in results.items()})
+        eval_plots.estimators_vs_k(
+            plots / "estimators_vs_k.png",
+            {n: m["study"] for n, m in results.items()},
+            {n: (cfg.nll_k, metrics["models"][n]["nll"]) for n in results},
+        )
+        eval_plots.gap_distributions(
+            plots / "gaps.png",
+            {
+                n: {
+                    "jensen_gap": m["recon"]["jensen_gap"],
+                    "se_diff": m["recon"]["se_sampled"] - m["recon"]["se_mean_decode"],
+                }
+                for n, m in results.items()
+            },
+        )
         eval_plots.prior_samples(plots / "prior_samples.png", pictures["prior"])
         eval_plots.latent_scatter(plots / "latent_2d.png", {n: pca_2d(m["mu"]) for n, m in results.items()}, labels)
         eval_plots.why_sample(plots / "why_sample.png", why["draws"], why["plug_in"])
@@ -231,21 +239,24 @@ def _evaluate(params: Params) -> dict[str, Any]:
         for filename, text in tables.items():
             (tables_dir / filename).write_text(text, encoding="utf-8")
         (tables_dir / "details.json").write_text(json.dumps(details, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    write_json_atomic(out / "metrics.json", metrics)
-    write_json_atomic(out / HEADLINE, headline_file(metrics))
+    write_artifact(out / "metrics.json", checked)
+    write_artifact(out / HEADLINE, headline_file(checked))
     write_text_atomic(out / "report.md", report)
-    return {"seconds": round(time.perf_counter() - started, 2), "images": metrics["images"],
-            "models": {n: {k: h[k] for k in ("nll", "elbo", "bce_diff_mean", "jensen_gap", "active_units")}
-                       for n, h in metrics["models"].items()}}
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "images": metrics["images"],
+        "models": {
+            n: {k: h[k] for k in ("nll", "elbo", "bce_diff_mean", "jensen_gap", "active_units")}
+            for n, h in metrics["models"].items()
+        },
+    }
 
 
-def headline_file(metrics: dict[str, Any]) -> dict[str, Any]:
+def headline_file(metrics: EvaluationMetrics) -> Headline:
     """The few numbers `dvc metrics show` lists in 80 columns: each model's NLL and the `vae` model's Jensen gap."""
-    models = metrics["models"]
-    headline = {"nll": {name: round(h["nll"], 2) for name, h in models.items()}}
-    if VAE_MODEL in models:
-        headline["gap"] = {VAE_MODEL: round(models[VAE_MODEL]["jensen_gap"], 2)}
-    return headline
+    models = metrics.models
+    gap = {VAE_MODEL: round(models[VAE_MODEL].jensen_gap, 2)} if VAE_MODEL in models else {}
+    return Headline(nll={name: round(h.nll, 2) for name, h in models.items()}, gap=gap)
 
 
 def run_cli(args: argparse.Namespace) -> None:

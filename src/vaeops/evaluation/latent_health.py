@@ -8,8 +8,9 @@ import torch
 from vaeops.model.objectives import gaussian_kl
 
 
-def latent_health(mu: torch.Tensor, logvar: torch.Tensor, active_threshold: float = 0.01,
-                  collapse_kl: float = 0.01) -> dict:
+def latent_health(
+    mu: torch.Tensor, logvar: torch.Tensor, active_threshold: float = 0.01, collapse_kl: float = 0.01
+) -> dict:
     """Summarise how the encoder uses its latent dimensions over a set of images.
 
     A unit is active when Cov_x(E_q[z_j | x]) = Var over images of mu_j exceeds `active_threshold` (the IWAE

@@ -1,4 +1,5 @@
-"""PNG figures of the evaluation (matplotlib Agg, no display): reconstructions, estimators vs K, gaps, prior, latents."""
+"""PNG figures of the evaluation (matplotlib Agg, no display): reconstructions, estimators vs K, gaps, prior,
+latents."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})  # no version stamp: same bytes each run
+    fig.savefig(
+        path, dpi=110, bbox_inches="tight", metadata={"Software": None}
+    )  # no version stamp: same bytes each run
     plt.close(fig)
 
 
@@ -91,8 +94,10 @@ def why_sample(path: Path, draws: np.ndarray, plug_in: np.ndarray) -> None:
 def gap_distributions(path: Path, gaps: dict[str, dict[str, np.ndarray]]) -> None:
     """Per model (rows), histograms of the per-image Jensen gap and of the sampled-minus-mean squared error; each
     panel has its own bins, since the models' gaps can differ by orders of magnitude."""
-    titles = {"jensen_gap": "Jensen gap log p(x|mu) - E_q[log p(x|z)] (nats)",
-              "se_diff": "squared error: sampled - mean decode"}
+    titles = {
+        "jensen_gap": "Jensen gap log p(x|mu) - E_q[log p(x|z)] (nats)",
+        "se_diff": "squared error: sampled - mean decode",
+    }
     fig, axes = plt.subplots(len(gaps), 2, figsize=(10, 2.8 * len(gaps)), squeeze=False)
     for row, (colour, (name, per_model)) in enumerate(zip(COLOURS, gaps.items())):
         for ax, (key, title) in zip(axes[row], titles.items()):
@@ -109,15 +114,16 @@ def gap_distributions(path: Path, gaps: dict[str, dict[str, np.ndarray]]) -> Non
 def prior_samples(path: Path, samples: dict[str, np.ndarray], columns: int = 8) -> None:
     """A grid of decoded z ~ N(0, I) per model, one model per row, large enough to see each digit."""
     rows_per_model = int(np.ceil(max(len(images) for images in samples.values()) / columns))
-    fig, axes = plt.subplots(len(samples), 1, figsize=(6, len(samples) * (6 * rows_per_model / columns + 0.5)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(samples), 1, figsize=(6, len(samples) * (6 * rows_per_model / columns + 0.5)), squeeze=False
+    )
     for ax, (name, images) in zip(axes[:, 0], samples.items()):
         rows = int(np.ceil(len(images) / columns))
         h, w = images.shape[1:]
         grid = np.ones((rows * (h + 1), columns * (w + 1)))
         for i, image in enumerate(images):
             r, c = divmod(i, columns)
-            grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = image
+            grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image
         _show(ax, grid)
         ax.set_title(f"{name}: decoded z ~ N(0, I) (the same z for every model)", fontsize=9)
     fig.tight_layout()

@@ -1,4 +1,5 @@
-"""Export stage: the trained VAE as deterministic ONNX graphs with metadata, checked against PyTorch, plus a manifest."""
+"""Export stage: the trained VAE as deterministic ONNX graphs with metadata, checked against PyTorch, plus a
+manifest."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from vaeops.bundle.manifest import (
     Parity,
     file_entry,
 )
+from vaeops.bundle.reports import EvaluationMetrics
 from vaeops.core import __version__
+from vaeops.core.artifacts import read_artifact
 from vaeops.core.errors import ExportError
 from vaeops.core.fileio import (
     atomic_directory,
-    read_json_object,
     sha256_bytes,
     sha256_file,
 )
@@ -36,8 +38,11 @@ from vaeops.export.graphs import check_graph, example_inputs, export_graph, grap
 from vaeops.model.checkpoint import load_model
 
 
-def compare(name: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, float]:
-    """Element-wise |actual - expected| <= atol + rtol * |expected| on every output; ExportError naming the worst one."""
+def compare(
+    name: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float
+) -> dict[str, float]:
+    """Element-wise |actual - expected| <= atol + rtol * |expected| on every output; ExportError naming the worst
+    one."""
     report = {}
     for output, reference in expected.items():
         got = actual[output]
@@ -56,7 +61,9 @@ def compare(name: str, expected: dict[str, np.ndarray], actual: dict[str, np.nda
     return report
 
 
-def parity(name: str, proto_bytes: bytes, module: nn.Module, feeds: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, float]:
+def parity(
+    name: str, proto_bytes: bytes, module: nn.Module, feeds: dict[str, np.ndarray], atol: float, rtol: float
+) -> dict[str, float]:
     """Run the same batch through PyTorch and onnxruntime (CPU) and compare every output."""
     session = onnxruntime.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
     output_names = [output.name for output in session.get_outputs()]
@@ -73,19 +80,26 @@ def headline_metrics(path: Path, model_name: str, data_sha256: str) -> dict[str,
     the file is absent or did not measure this model. Metrics of other data are refused rather than embedded."""
     if not path.exists():
         return {}
-    raw = read_json_object(path, "evaluation metrics", ExportError)
-    if raw.get("data_sha256", data_sha256) != data_sha256:
-        raise ExportError(f"{path} measured data {str(raw['data_sha256'])[:12]}..., but the model was trained on "
-                          f"{data_sha256[:12]}...; re-run `vaeops evaluate` before exporting")
-    entry = raw.get("models", {}).get(model_name)
-    if not isinstance(entry, dict):
+    metrics = read_artifact(path, EvaluationMetrics, "evaluation metrics", ExportError)
+    if metrics.data_sha256 != data_sha256:
+        raise ExportError(
+            f"{path} measured data {metrics.data_sha256[:12]}..., but the model was trained on "
+            f"{data_sha256[:12]}...; re-run `vaeops evaluate` before exporting"
+        )
+    entry = metrics.models.get(model_name)
+    if entry is None:
         return {}
-    context = {key: raw[key] for key in ("dataset", "split", "images", "nll_k") if key in raw}
-    numbers = {key: value for key, value in entry.items() if isinstance(value, (int, float, bool))}
-    return {**context, **numbers}
+    context = metrics.model_dump(include={"dataset", "split", "images", "nll_k"})
+    return {**context, **entry.model_dump()}
 
 
-def describe_model(state: dict[str, Any], checkpoint: Path, checkpoint_sha: str, image_shape: tuple[int, ...], metrics: dict[str, float]) -> dict[str, Any]:
+def describe_model(
+    state: dict[str, Any],
+    checkpoint: Path,
+    checkpoint_sha: str,
+    image_shape: tuple[int, ...],
+    metrics: dict[str, float],
+) -> dict[str, Any]:
     """The facts every exported file and the manifest carry about the model they came from."""
     if "params" not in state or "data_sha256" not in state:
         raise ExportError(f"{checkpoint} lacks 'params' or 'data_sha256'; it was not written by `vaeops train`")
@@ -108,7 +122,15 @@ def describe_model(state: dict[str, Any], checkpoint: Path, checkpoint_sha: str,
 
 def metadata_props(info: dict[str, Any], graph: str) -> dict[str, str]:
     """The model description as ONNX metadata_props: flat string pairs under the vaeops. prefix."""
-    keys = ("model_version", "checkpoint_sha256", "params_sha256", "data_sha256", "latent_dim", "likelihood", "vaeops_version")
+    keys = (
+        "model_version",
+        "checkpoint_sha256",
+        "params_sha256",
+        "data_sha256",
+        "latent_dim",
+        "likelihood",
+        "vaeops_version",
+    )
     props = {f"{METADATA_PREFIX}{key}": str(info[key]) for key in keys}
     props[f"{METADATA_PREFIX}image_shape"] = json.dumps(info["image_shape"])
     props[f"{METADATA_PREFIX}metrics"] = json.dumps(info["metrics"], sort_keys=True)
@@ -140,25 +162,37 @@ def export(params: Params) -> dict[str, Any]:
     specs = graph_specs(model)
     progress = Progress(len(specs), "export: graphs exported and checked", unit="graph")
     for name, (module, input_names, output_names) in specs.items():
-        proto = export_graph(module, example_inputs(input_names, model.config.input_dim, model.config.latent_dim), output_names, cfg.opset)
+        proto = export_graph(
+            module,
+            example_inputs(input_names, model.config.input_dim, model.config.latent_dim),
+            output_names,
+            cfg.opset,
+        )
         set_metadata(proto, metadata_props(info, name))
         check_graph(name, proto)
         data = proto.SerializeToString()
         errors = {}
         for size in (len(x), 1):  # the full batch and a single image: the batch dimension must really be dynamic
             feeds = {inp: batches[inp][:size] for inp in input_names}
-            errors = {k: max(v, errors.get(k, 0.0)) for k, v in parity(name, data, module, feeds, cfg.atol, cfg.rtol).items()}
+            errors = {
+                k: max(v, errors.get(k, 0.0)) for k, v in parity(name, data, module, feeds, cfg.atol, cfg.rtol).items()
+            }
         graphs[name] = data
-        entries[name] = GraphEntry(**file_entry(f"{name}.onnx", data, inputs=input_names, outputs=output_names,
-                                                max_abs_error=errors))
+        entries[name] = GraphEntry(
+            **file_entry(f"{name}.onnx", data, inputs=input_names, outputs=output_names, max_abs_error=errors)
+        )
         progress.update()
     progress.close()
 
     gallery_bytes, gallery_entry = gallery.encode(images, labels, gallery.pick(labels, cfg.gallery_images))
-    manifest = Manifest(**info, opset=cfg.opset, parity=Parity(images=len(x), atol=cfg.atol, rtol=cfg.rtol),
-                        versions={"torch": torch.__version__, "onnx": onnx.__version__,
-                                  "onnxruntime": onnxruntime.__version__},
-                        graphs=entries, gallery=gallery_entry)
+    manifest = Manifest(
+        **info,
+        opset=cfg.opset,
+        parity=Parity(images=len(x), atol=cfg.atol, rtol=cfg.rtol),
+        versions={"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+        graphs=entries,
+        gallery=gallery_entry,
+    )
     with atomic_directory(cfg.out_dir) as staging:
         (staging / gallery.GALLERY_FILE).write_bytes(gallery_bytes)
         for name, data in graphs.items():
@@ -175,5 +209,7 @@ def run_cli(args: Any) -> None:
     for name, entry in manifest.graphs.items():
         worst = max(entry.max_abs_error.values())
         print(f"{name:17s} {entry.bytes:>10,d} bytes  max |onnx - torch| {worst:.2e}  -> {out_dir}/{entry.file}")
-    print(f"model {manifest.model_version}  latent {manifest.latent_dim}  image {manifest.image_shape}  "
-          f"opset {manifest.opset}")
+    print(
+        f"model {manifest.model_version}  latent {manifest.latent_dim}  image {manifest.image_shape}  "
+        f"opset {manifest.opset}"
+    )

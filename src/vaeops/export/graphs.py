@@ -73,7 +73,9 @@ def example_inputs(input_names: list[str], input_dim: int, latent_dim: int) -> d
     return {name: torch.full((2, widths[name]), 0.5) for name in input_names}
 
 
-def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], opset: int) -> onnx.ModelProto:
+def export_graph(
+    module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str], opset: int
+) -> onnx.ModelProto:
     """Export one module with the dynamo exporter and a symbolic batch dimension shared by every input."""
     reuse_torchlib_registry()
     batch = torch.export.Dim("batch", min=1)

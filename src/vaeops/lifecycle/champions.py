@@ -45,10 +45,16 @@ def pinned(history_dir: Path) -> str | None:
 
 def event(kind: str, manifest: Manifest, **details: Any) -> dict[str, Any]:
     """One history entry: what happened to which model, when, on which data, with which input contract."""
-    return {"event": kind, "model_version": manifest.model_version,
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data_sha256": manifest.data_sha256,
-            "nll": manifest.metrics.get("nll"), "dataset": manifest.metrics.get("dataset"),
-            "contract": Contract.of(manifest).model_dump(), **details}
+    return {
+        "event": kind,
+        "model_version": manifest.model_version,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "data_sha256": manifest.data_sha256,
+        "nll": manifest.metrics.get("nll"),
+        "dataset": manifest.metrics.get("dataset"),
+        "contract": Contract.of(manifest).model_dump(),
+        **details,
+    }
 
 
 def write_event(history_dir: Path, entry: dict[str, Any]) -> None:
@@ -105,7 +111,9 @@ def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     if version is None:
         earlier = versions[: versions.index(current)] if current in versions else versions
         if not earlier:
-            raise DataError(f"no earlier champion is kept in {history_dir}/ to roll back to (kept: {versions or 'none'})")
+            raise DataError(
+                f"no earlier champion is kept in {history_dir}/ to roll back to (kept: {versions or 'none'})"
+            )
         version = earlier[-1]
     if version not in versions:
         raise DataError(f"champion {version!r} is not kept in {history_dir}/; kept: {', '.join(versions) or 'none'}")
@@ -128,8 +136,10 @@ def pin(params: Params, version: str | None) -> dict[str, Any]:
     champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
     current = current_version(champion_dir)
     if version is not None and version != current:
-        raise ParamsError(f"only the current champion can be pinned: it is {current}, not {version!r} "
-                          "(`vaeops champion rollback VERSION` first)")
+        raise ParamsError(
+            f"only the current champion can be pinned: it is {current}, not {version!r} "
+            "(`vaeops champion rollback VERSION` first)"
+        )
     if current is None:
         raise DataError(f"there is no champion in {champion_dir}/ to pin or unpin")
     write_json_atomic(history_dir / PIN, {"pinned": version})
@@ -145,11 +155,15 @@ def table(params: Params) -> str:
     for e in history["events"]:
         nll = f"{e['nll']:.3f}" if isinstance(e.get("nll"), (int, float)) else "-"
         contract = f"{e['contract'].get('image_shape')} {e['contract'].get('likelihood')}"
-        mark = (" (current)" if e["model_version"] == current and e is history["events"][-1] else "")
-        lines.append(f"{e['at']:20s} {e['event']:8s} {e['model_version']:22s} {str(e.get('data_sha256'))[:12]:12s} "
-                     f"{nll:>9s}  {contract}{mark}")
-    lines.append(f"champion: {current or 'none'}; pinned: {pinned(history_dir) or 'none'}; kept for rollback: "
-                 f"{', '.join(kept(history_dir)) or 'none'}")
+        mark = " (current)" if e["model_version"] == current and e is history["events"][-1] else ""
+        lines.append(
+            f"{e['at']:20s} {e['event']:8s} {e['model_version']:22s} {str(e.get('data_sha256'))[:12]:12s} "
+            f"{nll:>9s}  {contract}{mark}"
+        )
+    lines.append(
+        f"champion: {current or 'none'}; pinned: {pinned(history_dir) or 'none'}; kept for rollback: "
+        f"{', '.join(kept(history_dir)) or 'none'}"
+    )
     return "\n".join(lines)
 
 
@@ -166,8 +180,10 @@ def run_cli(args: argparse.Namespace) -> None:
         print(table(params))
     elif args.action == "rollback":
         done = rollback(params, args.version)
-        print(f"champion: {done['champion']} (was {done['previous']}); `vaeops serve` follows it, and the next flow "
-              "run records it with DVC (or `dvc commit -f promote`)")
+        print(
+            f"champion: {done['champion']} (was {done['previous']}); `vaeops serve` follows it, and the next flow "
+            "run records it with DVC (or `dvc commit -f promote`)"
+        )
     elif args.action == "pin":
         if not args.version:
             raise ParamsError("pin needs the VERSION of the current champion (see `vaeops champion list`)")

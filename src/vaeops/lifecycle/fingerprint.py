@@ -1,4 +1,5 @@
-"""Stage fingerprints for the flow's task cache: hashes of exactly what dvc.yaml says a stage reads, and of what it wrote."""
+"""Stage fingerprints for the flow's task cache: hashes of exactly what dvc.yaml says a stage reads, and of what it
+wrote."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def stage_specs(root: str | Path = ".") -> dict[str, StageSpec]:
                 else:
                     deps.append(dep.def_path)
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd or [])
-            specs[stage.name] = StageSpec(stage.name, cmd, tuple(deps), tuple(keys), tuple(o.def_path for o in stage.outs))
+            specs[stage.name] = StageSpec(
+                stage.name, cmd, tuple(deps), tuple(keys), tuple(o.def_path for o in stage.outs)
+            )
     return specs
 
 
@@ -49,14 +52,18 @@ def path_digest(path: str | Path) -> str:
     if path.is_file():
         return sha256_file(path)
     if path.is_dir():
-        listing = [(str(p.relative_to(path)), sha256_file(p)) for p in sorted(path.rglob("*"))
-                   if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.parts]
+        listing = [
+            (str(p.relative_to(path)), sha256_file(p))
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.parts
+        ]
         return sha256_bytes(json.dumps(listing).encode("utf-8"))
     return "missing"
 
 
 def fingerprint(spec: StageSpec, params: Params, extra_paths: tuple[str, ...] = ()) -> str:
-    """One hash of a stage's command, deps (file contents), params values and any extra inputs (e.g. a source folder)."""
+    """One hash of a stage's command, deps (file contents), params values and any extra inputs (e.g. a source
+    folder)."""
     payload = {
         "cmd": spec.cmd,
         "deps": {dep: path_digest(dep) for dep in spec.deps},

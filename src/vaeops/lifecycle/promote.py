@@ -23,7 +23,8 @@ from vaeops.bundle.manifest import (
     read_manifest,
     read_verified,
 )
-from vaeops.core.artifacts import write_artifact
+from vaeops.bundle.reports import EvaluationMetrics, ModelVerdict, PromotionDecision
+from vaeops.core.artifacts import dump_artifact, read_artifact, write_artifact
 from vaeops.core.errors import DataError
 from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
@@ -37,12 +38,13 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return read_json_object(path, what, DataError, "run the pipeline up to this stage first")
 
 
-def model_metrics(metrics: dict[str, Any], model: str, path: Path) -> dict[str, Any]:
-    """The headline numbers of one model variant (`vae` or `plugin`) in reports/metrics.json: test NLL, active units, collapse."""
-    entry = metrics.get("models", {}).get(model)
-    if not isinstance(entry, dict) or not isinstance(entry.get("nll"), (int, float)):
+def model_metrics(path: Path, model: str, what: str = "evaluation metrics") -> dict[str, Any]:
+    """The headline numbers of one model variant in an evaluation metrics file: test NLL, active units, collapse."""
+    metrics = read_artifact(path, EvaluationMetrics, what, DataError, "run the pipeline up to `vaeops evaluate` first")
+    entry = metrics.models.get(model)
+    if entry is None:
         raise DataError(f"{path} has no test NLL for model {model!r}; re-run `vaeops evaluate`")
-    return {"nll": float(entry["nll"]), "active_units": entry.get("active_units"), "collapsed": bool(entry.get("collapsed", False))}
+    return ModelVerdict.model_validate(entry.model_dump(include={"nll", "active_units", "collapsed"})).model_dump()
 
 
 def verify_export(export_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
@@ -56,7 +58,7 @@ def candidate_evidence(params: Params) -> dict[str, Any]:
     manifest, _ = verify_export(export_dir)
     validation = read_json(Path(params.validate.report), "validation report")
     metrics_path = Path(params.export.metrics)
-    numbers = model_metrics(read_json(metrics_path, "evaluation metrics"), manifest.variant, metrics_path)
+    numbers = model_metrics(metrics_path, manifest.variant)
     return {
         "model": manifest.variant,
         "model_version": manifest.model_version,
@@ -75,51 +77,92 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     if not (champion_dir / MANIFEST).is_file():
         return None
     manifest, _ = verify_export(champion_dir)
-    numbers = model_metrics(read_json(champion_dir / METRICS, "champion metrics"), manifest.variant,
-                            champion_dir / METRICS)
+    numbers = model_metrics(champion_dir / METRICS, manifest.variant, "champion metrics")
     kept = champion_dir / CHECKPOINT
-    return {"model_version": manifest.model_version, "data_sha256": manifest.data_sha256, "nll": numbers["nll"],
-            "contract": Contract.of(manifest).model_dump(), "checkpoint": str(kept) if kept.is_file() else None}
+    return {
+        "model_version": manifest.model_version,
+        "data_sha256": manifest.data_sha256,
+        "nll": numbers["nll"],
+        "contract": Contract.of(manifest).model_dump(),
+        "checkpoint": str(kept) if kept.is_file() else None,
+    }
 
 
-def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float, pinned: str | None = None,
-           paired: dict[str, Any] | None = None, accept_contract_change: bool = False) -> tuple[bool, list[str]]:
+def decide(
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    margin: float,
+    pinned: str | None = None,
+    paired: dict[str, Any] | None = None,
+    accept_contract_change: bool = False,
+) -> tuple[bool, list[str]]:
     """Pure gate: (promote?, one reason per check). Every check is evaluated, so a rejection lists all its causes."""
     checks: list[tuple[bool, str]] = []
     if pinned:
         checks.append((False, f"champion {pinned} is pinned (`vaeops champion unpin` lets the gate replace it)"))
     same_data = candidate["validated_data_sha256"] == candidate["data_sha256"]
-    checks.append((candidate["validation_passed"] and same_data,
-                   "validation passed on the data the model was trained on" if candidate["validation_passed"] and same_data
-                   else "validation did not pass" if not candidate["validation_passed"]
-                   else "the validation report is for other data than the model was trained on"))
+    checks.append(
+        (
+            candidate["validation_passed"] and same_data,
+            "validation passed on the data the model was trained on"
+            if candidate["validation_passed"] and same_data
+            else "validation did not pass"
+            if not candidate["validation_passed"]
+            else "the validation report is for other data than the model was trained on",
+        )
+    )
     parity = candidate["parity"]
-    checks.append((isinstance(parity, dict),
-                   f"ONNX parity passed on {parity['images']} images (atol {parity['atol']}, rtol {parity['rtol']})"
-                   if isinstance(parity, dict) else "the export manifest records no ONNX parity check"))
+    checks.append(
+        (
+            isinstance(parity, dict),
+            f"ONNX parity passed on {parity['images']} images (atol {parity['atol']}, rtol {parity['rtol']})"
+            if isinstance(parity, dict)
+            else "the export manifest records no ONNX parity check",
+        )
+    )
     units = candidate["active_units"]
-    checks.append((not candidate["collapsed"],
-                   f"posterior collapsed ({units} active units)" if candidate["collapsed"]
-                   else f"posterior not collapsed ({units} active units)"))
+    checks.append(
+        (
+            not candidate["collapsed"],
+            f"posterior collapsed ({units} active units)"
+            if candidate["collapsed"]
+            else f"posterior not collapsed ({units} active units)",
+        )
+    )
     nll = candidate["nll"]
-    change = contract_change(champion["contract"], candidate["contract"]) if champion and "contract" in champion \
-        and "contract" in candidate else ""
+    change = (
+        contract_change(champion["contract"], candidate["contract"])
+        if champion and "contract" in champion and "contract" in candidate
+        else ""
+    )
     if champion is None:
         checks.append((True, f"no champion yet: test NLL {nll:.3f} nats becomes the baseline"))
     elif change:
         # Another input contract: clients would have to change what they send, so no NLL can decide it.
-        checks.append((accept_contract_change, f"input contract changes ({change}): "
-                       + ("accepted by an explicit --accept-contract-change" if accept_contract_change else
-                          "never promoted by the NLL rule; promote it with --accept-contract-change")))
+        checks.append(
+            (
+                accept_contract_change,
+                f"input contract changes ({change}): "
+                + (
+                    "accepted by an explicit --accept-contract-change"
+                    if accept_contract_change
+                    else "never promoted by the NLL rule; promote it with --accept-contract-change"
+                ),
+            )
+        )
     elif paired is not None:
         checks.append(rescore.nll_check(paired, champion["model_version"], margin))
     else:
         gain = champion["nll"] - nll
         # A champion kept without its checkpoint cannot be re-scored: the stored NLLs decide, and the reason says so.
         other_data = "" if champion["data_sha256"] == candidate["data_sha256"] else " (champion measured on other data)"
-        checks.append((gain > margin,
-                       f"test NLL {nll:.3f} nats vs champion {champion['model_version']} {champion['nll']:.3f}{other_data}: "
-                       f"gain {gain:.3f} {'>' if gain > margin else '<='} margin {margin}"))
+        checks.append(
+            (
+                gain > margin,
+                f"test NLL {nll:.3f} nats vs champion {champion['model_version']} {champion['nll']:.3f}{other_data}: "
+                f"gain {gain:.3f} {'>' if gain > margin else '<='} margin {margin}",
+            )
+        )
     return all(ok for ok, _ in checks), [("pass: " if ok else "fail: ") + text for ok, text in checks]
 
 
@@ -132,8 +175,14 @@ def training_profile(params: Params) -> dict[str, Any] | None:
     return profile(images, labels, params.validate.ink_threshold, params.drift.sample)
 
 
-def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, decision: dict[str, Any],
-                     data_profile: dict[str, Any] | None, record: InstallRecord) -> None:
+def install_champion(
+    export_dir: Path,
+    metrics_path: Path,
+    champion_dir: Path,
+    decision: dict[str, Any],
+    data_profile: dict[str, Any] | None,
+    record: InstallRecord,
+) -> None:
     """Put the export (graphs + manifest), its metrics, the decision and the install record into the champion folder
     in one atomic swap."""
     manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
@@ -145,7 +194,7 @@ def install_champion(export_dir: Path, metrics_path: Path, champion_dir: Path, d
         rescore.keep_checkpoint(manifest, staging)
         if data_profile is not None:  # what the next run's drift stage compares the new data with
             write_json_atomic(staging / PROFILE, data_profile)
-        write_json_atomic(staging / DECISION, decision)
+        write_json_atomic(staging / DECISION, decision)  # already checked and rounded by promote()
         write_artifact(staging / INSTALL_RECORD, record)
     verify_export(champion_dir)
 
@@ -156,37 +205,58 @@ def promote(params: Params) -> dict[str, Any]:
     champion_dir = Path(cfg.champion_dir)
     candidate = candidate_evidence(params)
     champion = champion_evidence(champion_dir)
-    comparable = champion and champion["checkpoint"] and Path(candidate["checkpoint"]).is_file() \
+    comparable = (
+        champion
+        and champion["checkpoint"]
+        and Path(candidate["checkpoint"]).is_file()
         and not contract_change(champion["contract"], candidate["contract"])
-    paired = rescore.paired_nll(Path(champion["checkpoint"]), Path(candidate["checkpoint"]), params) if comparable else None
-    promoted, reasons = decide(candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)), paired,
-                               cfg.accept_contract_change)
-    decision = {
-        "promoted": promoted,
-        "reasons": reasons,
-        "challenger": candidate,
-        "previous_champion": champion,
-        "champion": candidate["model_version"] if promoted else (champion or {}).get("model_version"),
-        "champion_dir": str(champion_dir),
-        "same_data_comparison": paired,
-        "nll_margin": cfg.nll_margin,
-    }
+    )
+    paired = (
+        rescore.paired_nll(Path(champion["checkpoint"]), Path(candidate["checkpoint"]), params) if comparable else None
+    )
+    promoted, reasons = decide(
+        candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)), paired, cfg.accept_contract_change
+    )
+    checked = PromotionDecision.model_validate(
+        {
+            "promoted": promoted,
+            "reasons": reasons,
+            "challenger": candidate,
+            "previous_champion": champion,
+            "champion": candidate["model_version"] if promoted else (champion or {}).get("model_version"),
+            "champion_dir": str(champion_dir),
+            "same_data_comparison": paired,
+            "nll_margin": cfg.nll_margin,
+        }
+    )
+    decision = dump_artifact(checked)  # the numbers at the precision written, as the file and the champion hold them
     if promoted:
         served = read_manifest(champion_dir) if champion else None
-        record = InstallRecord.make("promotion", read_manifest(params.export.out_dir), served, cfg.accept_contract_change)
-        install_champion(Path(params.export.out_dir), Path(params.export.metrics), champion_dir, decision,
-                         training_profile(params), record)
+        record = InstallRecord.make(
+            "promotion", read_manifest(params.export.out_dir), served, cfg.accept_contract_change
+        )
+        install_champion(
+            Path(params.export.out_dir),
+            Path(params.export.metrics),
+            champion_dir,
+            decision,
+            training_profile(params),
+            record,
+        )
         champions.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
     # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.
     champion_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cfg.decision, decision)
+    write_artifact(cfg.decision, checked)
     return decision
 
 
 def summary(decision: dict[str, Any]) -> str:
     """A few lines for the terminal: the verdict, then one line per check."""
     verdict = "PROMOTED" if decision["promoted"] else "NOT PROMOTED"
-    head = f"{verdict}: {decision['challenger']['model_version']} (champion now: {decision['champion'] or 'none'}, in {decision['champion_dir']}/)"
+    head = (
+        f"{verdict}: {decision['challenger']['model_version']} (champion now: "
+        f"{decision['champion'] or 'none'}, in {decision['champion_dir']}/)"
+    )
     return "\n".join([head, *(f"  {reason}" for reason in decision["reasons"])])
 
 

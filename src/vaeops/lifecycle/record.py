@@ -52,10 +52,13 @@ def record(cwd: str | Path = ".", push: bool = True) -> dict[str, Any]:
 def git_commit(cwd: str | Path, message: str) -> str | None:
     """Commit what a run changed in git's files (dvc.lock, params.yaml, the metrics under reports/); return the new
     commit's hash, or None when nothing changed. Files git ignores (the DVC outputs) are not touched."""
+
     def git(*args: str) -> str:
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
-            raise RecordError(f"`git {' '.join(args)}` failed in {Path(cwd).resolve()}: {(proc.stderr or proc.stdout).strip()[-400:]}")
+            raise RecordError(
+                f"`git {' '.join(args)}` failed in {Path(cwd).resolve()}: {(proc.stderr or proc.stdout).strip()[-400:]}"
+            )
         return proc.stdout.strip()
 
     git("add", "--", "dvc.lock", "params.yaml", "reports")
@@ -95,7 +98,8 @@ def set_params(path: str | Path, overrides: dict[str, Any]) -> bool:
 
 
 def _yaml11_float(representer: Any, value: float) -> Any:
-    """Write 1e-06 as 1.0e-06: PyYAML (YAML 1.1), which reads params.yaml, takes a mantissa without a dot for a string."""
+    """Write 1e-06 as 1.0e-06: PyYAML (YAML 1.1), which reads params.yaml, takes a mantissa without a dot for a
+    string."""
     mantissa, e, exponent = repr(value).partition("e")
     text = f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}"
     return representer.represent_scalar("tag:yaml.org,2002:float", text)

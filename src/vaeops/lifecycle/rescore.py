@@ -27,7 +27,9 @@ def keep_checkpoint(manifest: Manifest, staging: Path) -> None:
         return  # an export whose checkpoint is gone: the champion is then compared on its stored NLL only
     data = source.read_bytes()
     if sha256_bytes(data) != manifest.checkpoint_sha256:
-        raise DataError(f"{source} is not the checkpoint the export was made from (sha256 differs); re-run the pipeline")
+        raise DataError(
+            f"{source} is not the checkpoint the export was made from (sha256 differs); re-run the pipeline"
+        )
     write_bytes_atomic(staging / CHECKPOINT, data)
 
 
@@ -44,21 +46,40 @@ def paired_nll(champion_checkpoint: Path, challenger_checkpoint: Path, params: P
     champion, _ = load_model(champion_checkpoint)  # trained on other data, maybe: scored on today's on purpose
     challenger, _ = load_model(challenger_checkpoint, expected_data_sha256=manifest_sha256(params.data.out_dir))
     k = params.promote.nll_k
-    with intra_op_threads(1), Progress(2 * len(x) * k, "promote: champion and challenger on the same images",
-                                       unit="draw") as progress:
-        nll = {name: nll_estimate(model, x, k, cfg.seed, cfg.chunk_images, cfg.chunk_samples, progress=progress)["per_image"]
-               for name, model in (("champion", champion), ("challenger", challenger))}
+    with (
+        intra_op_threads(1),
+        Progress(2 * len(x) * k, "promote: champion and challenger on the same images", unit="draw") as progress,
+    ):
+        nll = {
+            name: nll_estimate(model, x, k, cfg.seed, cfg.chunk_images, cfg.chunk_samples, progress=progress)[
+                "per_image"
+            ]
+            for name, model in (("champion", champion), ("challenger", challenger))
+        }
     summary = paired_summary(nll["champion"], nll["challenger"])  # champion - challenger: > 0 when the challenger wins
-    return {"images": int(len(x)), "split": cfg.split, "binarize": cfg.binarize, "k": k, "seed": cfg.seed,
-            "champion_nll": float(np.mean(nll["champion"])), "challenger_nll": float(np.mean(nll["challenger"])),
-            "gain": summary["diff_mean"], "gain_se": summary["diff_se"], "gain_ci95_low": summary["diff_ci95_low"],
-            "gain_ci95_high": summary["diff_ci95_high"], "share_challenger_better": summary["share_mean_decode_better"]}
+    return {
+        "images": int(len(x)),
+        "split": cfg.split,
+        "binarize": cfg.binarize,
+        "k": k,
+        "seed": cfg.seed,
+        "champion_nll": float(np.mean(nll["champion"])),
+        "challenger_nll": float(np.mean(nll["challenger"])),
+        "gain": summary["diff_mean"],
+        "gain_se": summary["diff_se"],
+        "gain_ci95_low": summary["diff_ci95_low"],
+        "gain_ci95_high": summary["diff_ci95_high"],
+        "share_challenger_better": summary["share_positive"],
+    }
 
 
 def nll_check(paired: dict[str, Any], champion_version: str, margin: float) -> tuple[bool, str]:
     """The gate's NLL rule on shared data: promote when the mean gain exceeds the margin and its 95% CI is above 0."""
     ok = paired["gain"] > margin and paired["gain_ci95_low"] > 0
-    return ok, (f"on the same {paired['images']} {paired['split']} images (K = {paired['k']}): challenger NLL "
-                f"{paired['challenger_nll']:.3f} vs champion {champion_version} {paired['champion_nll']:.3f} nats; "
-                f"paired gain {paired['gain']:.3f} [{paired['gain_ci95_low']:.3f}, {paired['gain_ci95_high']:.3f}] "
-                + ("above margin " if ok else "needs > margin ") + f"{margin} with a 95% CI above 0")
+    return ok, (
+        f"on the same {paired['images']} {paired['split']} images (K = {paired['k']}): challenger NLL "
+        f"{paired['challenger_nll']:.3f} vs champion {champion_version} {paired['champion_nll']:.3f} nats; "
+        f"paired gain {paired['gain']:.3f} [{paired['gain_ci95_low']:.3f}, {paired['gain_ci95_high']:.3f}] "
+        + ("above margin " if ok else "needs > margin ")
+        + f"{margin} with a 95% CI above 0"
+    )

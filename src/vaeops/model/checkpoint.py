@@ -38,12 +38,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as exc:  # torch raises several unrelated types for corrupt files
         raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a vaeops checkpoint (a dict with "
-                              "model_config, model_state, params and data_sha256 written by `vaeops train`)")
+        raise CheckpointError(
+            f"{path} holds a {type(state).__name__}, not a vaeops checkpoint (a dict with "
+            "model_config, model_state, params and data_sha256 written by `vaeops train`)"
+        )
     return state
 
 
-def load_model(path: str | Path, expected_data_sha256: str | None = None, map_location: str | torch.device = "cpu") -> tuple[VAE, dict[str, Any]]:
+def load_model(
+    path: str | Path, expected_data_sha256: str | None = None, map_location: str | torch.device = "cpu"
+) -> tuple[VAE, dict[str, Any]]:
     """Rebuild the VAE stored in a checkpoint, in eval mode; refuse it if it was trained on other data."""
     state = load_checkpoint(path, map_location)
     if expected_data_sha256 is not None and state.get("data_sha256") != expected_data_sha256:
@@ -59,7 +63,9 @@ def load_model(path: str | Path, expected_data_sha256: str | None = None, map_lo
     return model.eval(), state
 
 
-def training_state(vae: VAE, optimizer, scheduler, config: ModelConfig, params, variant: str, data_sha256: str, run: dict[str, Any]) -> dict[str, Any]:
+def training_state(
+    vae: VAE, optimizer, scheduler, config: ModelConfig, params, variant: str, data_sha256: str, run: dict[str, Any]
+) -> dict[str, Any]:
     """Everything a resumed run needs and every later stage reads, as plain types and tensors (weights_only-safe)."""
     from vaeops.core import __version__
 
@@ -78,8 +84,11 @@ def training_state(vae: VAE, optimizer, scheduler, config: ModelConfig, params, 
     }
 
 
-def restore_training(path: str | Path, vae: VAE, optimizer, scheduler, config: ModelConfig, variant: str, data_sha256: str) -> dict[str, Any]:
-    """Load last.pt into a freshly built model, optimizer and scheduler; refuse a checkpoint of another model or data."""
+def restore_training(
+    path: str | Path, vae: VAE, optimizer, scheduler, config: ModelConfig, variant: str, data_sha256: str
+) -> dict[str, Any]:
+    """Load last.pt into a freshly built model, optimizer and scheduler; refuse a checkpoint of another model or
+    data."""
     state = load_checkpoint(path)
     if state.get("variant") != variant or state.get("model_config") != config.to_dict():
         raise CheckpointError(
@@ -87,7 +96,9 @@ def restore_training(path: str | Path, vae: VAE, optimizer, scheduler, config: M
             "cannot resume with the current model params; train afresh without --resume"
         )
     if state.get("data_sha256") != data_sha256:
-        raise CheckpointError(f"{path} was trained on other data ({str(state.get('data_sha256'))[:12]}...); train afresh without --resume")
+        raise CheckpointError(
+            f"{path} was trained on other data ({str(state.get('data_sha256'))[:12]}...); train afresh without --resume"
+        )
     vae.load_state_dict(state["model_state"])
     optimizer.load_state_dict(state["optimizer_state"])
     if scheduler is not None and state.get("scheduler_state") is not None:

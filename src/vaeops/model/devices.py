@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -187,5 +188,7 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
         raise ParamsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16" and not bf16_matmul_supported(device):
-        raise ParamsError("precision bf16 needs native bf16 matmuls (a GPU, or a CPU with AVX512-BF16 or AMX); "
-                          "use fp32 on this machine")
+        raise ParamsError(
+            "precision bf16 needs native bf16 matmuls (a GPU, or a CPU with AVX512-BF16 or AMX); "
+            "use fp32 on this machine"
+        )

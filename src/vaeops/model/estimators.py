@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -59,8 +60,9 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: torch.device,
-                workers: int | None = None) -> list[T]:
+def _map_chunks(
+    fn: Callable[[int, slice], T], chunks: Sequence[slice], device: torch.device, workers: int | None = None
+) -> list[T]:
     """Run fn over image chunks; on CPU, in one single-threaded worker per core (None = every available core).
 
     Two workers with one intra-op thread each beat one worker with two threads on a shared machine: a busy
@@ -71,7 +73,10 @@ def _map_chunks(fn: Callable[[int, slice], T], chunks: Sequence[slice], device: 
     """
     if device.type != "cpu":
         return [fn(i, rows) for i, rows in enumerate(chunks)]
-    with devices.intra_op_threads(1), ThreadPoolExecutor(max(1, min(workers or available_cores(), len(chunks)))) as pool:
+    with (
+        devices.intra_op_threads(1),
+        ThreadPoolExecutor(max(1, min(workers or available_cores(), len(chunks)))) as pool,
+    ):
         return list(pool.map(fn, range(len(chunks)), chunks))
 
 
@@ -82,9 +87,18 @@ def encode_all(model: VAE, x: torch.Tensor, chunk_images: int) -> tuple[torch.Te
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def sample_stats(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: int = 0,
-                 chunk_images: int = 64, chunk_samples: int = 128, workers: int | None = None,
-                 precision: str = "fp32", progress: Progress | None = None) -> SampleStats:
+def sample_stats(
+    model: VAE,
+    x: torch.Tensor,
+    samples: int,
+    seed: int,
+    stream: int = 0,
+    chunk_images: int = 64,
+    chunk_samples: int = 128,
+    workers: int | None = None,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+) -> SampleStats:
     """Draw `samples` latents per image and return L_K, the mean log-likelihood and the KL per image.
 
     The log-sum-exp over samples is accumulated chunk by chunk with logaddexp, which stays exact and stable
@@ -128,8 +142,15 @@ def _pixel_errors(model: VAE, x: torch.Tensor, decoded: torch.Tensor) -> tuple[t
     return bce, (target - pixels).pow(2).sum(-1)
 
 
-def reconstruction_errors(model: VAE, x: torch.Tensor, samples: int, seed: int, stream: int = 1,
-                          chunk_images: int = 64, progress: Progress | None = None) -> dict[str, np.ndarray]:
+def reconstruction_errors(
+    model: VAE,
+    x: torch.Tensor,
+    samples: int,
+    seed: int,
+    stream: int = 1,
+    chunk_images: int = 64,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
     """Per image: errors of the mean decode (z = mu) and the average error over S decodes of z ~ q(z|x),
     plus the plug-in log p(x|mu) against the S-sample estimate of E_q[log p(x|z)] and their gap."""
     if samples < 1:
@@ -148,34 +169,56 @@ def reconstruction_errors(model: VAE, x: torch.Tensor, samples: int, seed: int, 
             e_log_px = model.log_likelihood(xb, decoded_z).mean(0)
             if progress is not None:
                 progress.update(len(xb) * (samples + 1))
-            return {"bce_mean_decode": bce_mu, "bce_sampled": bce_z.mean(0), "se_mean_decode": se_mu,
-                    "se_sampled": se_z.mean(0), "log_px_mu": log_px_mu, "e_log_px": e_log_px,
-                    "jensen_gap": log_px_mu - e_log_px}
+            return {
+                "bce_mean_decode": bce_mu,
+                "bce_sampled": bce_z.mean(0),
+                "se_mean_decode": se_mu,
+                "se_sampled": se_z.mean(0),
+                "log_px_mu": log_px_mu,
+                "e_log_px": e_log_px,
+                "jensen_gap": log_px_mu - e_log_px,
+            }
 
     parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device)
     return {key: torch.cat([part[key] for part in parts]).cpu().double().numpy() for key in parts[0]}
 
 
 def paired_summary(sampled: np.ndarray, mean_decode: np.ndarray) -> dict[str, float]:
-    """Paired difference sampled - mean over images: its mean, standard error, normal 95% CI, and the share of
-    images where the mean decode has the strictly lower error."""
+    """The paired difference first - second over images: its mean, standard error, normal 95% CI (over the images),
+    and the share of images where it is positive (the second strictly lower). Callers name that share for what it
+    means to them (the mean decode better; the challenger better)."""
     diff = np.asarray(sampled, dtype=np.float64) - np.asarray(mean_decode, dtype=np.float64)
     se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
     mean = float(diff.mean())
-    return {"diff_mean": mean, "diff_se": se, "diff_ci95_low": mean - 1.96 * se, "diff_ci95_high": mean + 1.96 * se,
-            "share_mean_decode_better": float(np.mean(mean_decode < sampled))}
+    return {
+        "diff_mean": mean,
+        "diff_se": se,
+        "diff_ci95_low": mean - 1.96 * se,
+        "diff_ci95_high": mean + 1.96 * se,
+        "share_positive": float(np.mean(diff > 0)),
+    }
 
 
-def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int, chunk_images: int = 64,
-            chunk_samples: int = 128, precision: str = "fp32", progress: Progress | None = None) -> list[dict[str, float]]:
+def k_study(
+    model: VAE,
+    x: torch.Tensor,
+    ks: list[int],
+    repeats: int,
+    seed: int,
+    chunk_images: int = 64,
+    chunk_samples: int = 128,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+) -> list[dict[str, float]]:
     """ELBO_K and L_K for each K, repeated R times with fresh draws: their mean, the per-image spread across
     repeats (root-mean-square over images of the standard deviation: the estimator noise one image sees) and the
     spread of the data-set mean across repeats. Repeats are stacked as extra images, so each K is one stream."""
     stacked = x.repeat(repeats, 1)  # (R * N, D): repeat r is rows r*N .. (r+1)*N
     rows = []
     for stream, k in enumerate(ks, start=2):  # streams 0 and 1: the NLL and the reconstructions
-        stats = sample_stats(model, stacked, k, seed, stream, chunk_images, min(chunk_samples, k), precision=precision,
-                             progress=progress)
+        stats = sample_stats(
+            model, stacked, k, seed, stream, chunk_images, min(chunk_samples, k), precision=precision, progress=progress
+        )
         row: dict[str, float] = {"k": int(k)}
         for name, per_image in (("elbo", stats.elbo), ("iwae", stats.iwae)):
             table = per_image.reshape(repeats, len(x)).double().cpu()
@@ -186,11 +229,25 @@ def k_study(model: VAE, x: torch.Tensor, ks: list[int], repeats: int, seed: int,
     return rows
 
 
-def nll_estimate(model: VAE, x: torch.Tensor, samples: int, seed: int, chunk_images: int = 64, chunk_samples: int = 128,
-                 precision: str = "fp32", progress: Progress | None = None) -> dict[str, float | np.ndarray]:
+def nll_estimate(
+    model: VAE,
+    x: torch.Tensor,
+    samples: int,
+    seed: int,
+    chunk_images: int = 64,
+    chunk_samples: int = 128,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+) -> dict[str, float | np.ndarray]:
     """The importance-sampled NLL -L_K (Burda et al. 2016), in nats per image and bits per dimension."""
-    stats = sample_stats(model, x, samples, seed, 0, chunk_images, chunk_samples, precision=precision, progress=progress)
+    stats = sample_stats(
+        model, x, samples, seed, 0, chunk_images, chunk_samples, precision=precision, progress=progress
+    )
     per_image = -stats.iwae.double().cpu().numpy()
     nats = float(per_image.mean())
-    return {"nll_nats": nats, "nll_se": float(per_image.std(ddof=1) / math.sqrt(len(per_image))) if len(per_image) > 1 else 0.0,
-            "nll_bits_per_dim": nats / (x.shape[1] * math.log(2)), "per_image": per_image}
+    return {
+        "nll_nats": nats,
+        "nll_se": float(per_image.std(ddof=1) / math.sqrt(len(per_image))) if len(per_image) > 1 else 0.0,
+        "nll_bits_per_dim": nats / (x.shape[1] * math.log(2)),
+        "per_image": per_image,
+    }

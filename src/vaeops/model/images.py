@@ -12,8 +12,9 @@ from vaeops.dataset.splits import load_split
 from vaeops.model.binarize import binarize_static
 
 
-def load_images(prepared_dir: str | Path, split: str, binarize: str = "none",
-                binarize_seed: int = 0) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
+def load_images(
+    prepared_dir: str | Path, split: str, binarize: str = "none", binarize_seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
     """The split as (N, D) float32, binarized once when `binarize` is static; its labels; the image shape (H, W)."""
     images, labels = load_split(prepared_dir, split)
     if images.shape[0] == 0:

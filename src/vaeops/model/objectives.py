@@ -22,16 +22,18 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Te
     return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(-1)
 
 
-def sample_latents(mu: torch.Tensor, logvar: torch.Tensor, samples: int,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_latents(
+    mu: torch.Tensor, logvar: torch.Tensor, samples: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw `samples` latents z = mu + sigma * eps, eps ~ N(0, I), and return (z, eps), each (samples, B, latent);
     z is differentiable in mu and logvar."""
     eps = torch.randn((samples, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
     return shift_scale(mu, logvar, eps), eps
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, samples: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, samples: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Draw `samples` latents z ~ q(z|x) by reparameterisation: shape (samples, B, latent)."""
     return sample_latents(mu, logvar, samples, generator)[0]
 
@@ -83,7 +85,9 @@ def elbo_terms(
     return ObjectiveTerms(loss=loss, recon=recon, kl=kl_mean, per_sample_elbo=per_sample_elbo.detach())
 
 
-def log_importance_weights(model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def log_importance_weights(
+    model: VAE, x: torch.Tensor, samples: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for K draws z_k ~ q(z|x): shape (K, B)."""
     mu, logvar = model.encode(x)
     z, eps = sample_latents(mu, logvar, samples, generator)

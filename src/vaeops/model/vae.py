@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -33,7 +33,7 @@ class ModelConfig:
         return {**self.__dict__, "hidden": list(self.hidden)}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "ModelConfig":
+    def from_dict(cls, raw: dict) -> ModelConfig:
         return cls(**{**raw, "hidden": tuple(raw["hidden"])})
 
 
@@ -58,7 +58,7 @@ def softplus_sum(logits: torch.Tensor) -> torch.Tensor:
         if width % 2:  # an odd last column is multiplied into the first before folding the rest in half
             factors[..., :1].mul_(factors[..., -1:])
             width -= 1
-        factors = factors[..., : width // 2] * factors[..., width // 2: width]
+        factors = factors[..., : width // 2] * factors[..., width // 2 : width]
     return factors.log_().sum(-1).add_(logits.clamp(min=0).sum(-1))
 
 
@@ -160,8 +160,9 @@ class VAE(nn.Module):
 
         return bf16
 
-    def log_likelihood_fn(self, x: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None = None
-                          ) -> Callable[[torch.Tensor], torch.Tensor]:
+    def log_likelihood_fn(
+        self, x: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         """z (K, B, L) -> log p(x|z) (K, B) for fixed images x (B, D), specialised for speed; `head` is the
         decoder's last layer as decoder_head_fn returns it (default: the model's own, in fp32).
 

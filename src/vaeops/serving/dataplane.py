@@ -37,14 +37,28 @@ def model_card(model: OnnxVAE) -> dict[str, Any]:
     """The served model: version, training data, headline metrics, and the promotion decision that installed it."""
     manifest = model.manifest
     metrics = read_json(model.model_dir / "metrics.json") or {}
-    keys = ("model_version", "epoch", "data_sha256", "params_sha256", "checkpoint_sha256", "likelihood", "image_shape",
-            "latent_dim", "opset")
-    return {**manifest.model_dump(mode="json", include=set(keys)),
-            # the champion's metrics.json, else the context the export stamped into the manifest
-            "data": {key: metrics.get(key, manifest.metrics.get(key))
-                     for key in ("dataset", "split", "images", "pixels", "binarize")},
-            "metrics": manifest.metrics, "models": metrics.get("models") or {},
-            "promotion": read_json(model.model_dir / "promotion.json")}
+    keys = (
+        "model_version",
+        "epoch",
+        "data_sha256",
+        "params_sha256",
+        "checkpoint_sha256",
+        "likelihood",
+        "image_shape",
+        "latent_dim",
+        "opset",
+    )
+    return {
+        **manifest.model_dump(mode="json", include=set(keys)),
+        # the champion's metrics.json, else the context the export stamped into the manifest
+        "data": {
+            key: metrics.get(key, manifest.metrics.get(key))
+            for key in ("dataset", "split", "images", "pixels", "binarize")
+        },
+        "metrics": manifest.metrics,
+        "models": metrics.get("models") or {},
+        "promotion": read_json(model.model_dir / "promotion.json"),
+    }
 
 
 def listed(array: np.ndarray) -> np.ndarray:
@@ -57,8 +71,12 @@ class DataPlane:
 
     def __init__(self, params: ServeParams, threads: int | None = None):
         self.params = params
-        options = {"max_batch": params.max_batch, "max_samples": params.max_samples,
-                   "threads": params.threads if threads is None else threads, "providers": params.providers or None}
+        options = {
+            "max_batch": params.max_batch,
+            "max_samples": params.max_samples,
+            "threads": params.threads if threads is None else threads,
+            "providers": params.providers or None,
+        }
         self.holder = ModelHolder(params.model_dir, options)
         self.metrics = ServiceMetrics(self.model.manifest.model_version)
         self.model.on_run = self.metrics.observe_inference

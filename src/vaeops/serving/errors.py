@@ -27,8 +27,9 @@ def status_of(exc: VaeopsError, oip: bool) -> int:
 def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The error body of the route's protocol."""
     if speaks_oip(request):
-        return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json",
-                        headers=headers)
+        return Response(
+            orjson.dumps({"error": message}), status_code=status, media_type="application/json", headers=headers
+        )
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 

@@ -30,14 +30,16 @@ def bernoulli_log_likelihood(x: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def estimators(log_px: np.ndarray, z: np.ndarray, mu: np.ndarray, logvar: np.ndarray, kl: float) -> tuple[float, float]:
     """ELBO_K (mean log-likelihood minus the analytic KL, as in training) and L_K of one set of K draws."""
-    log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(axis=-1)
+    log_pz = -0.5 * (z**2 + LOG_2PI).sum(axis=-1)
     log_qz = -0.5 * (((z - mu) ** 2) / np.exp(logvar) + logvar + LOG_2PI).sum(axis=-1)
     log_w = log_px + log_pz - log_qz
     top = log_w.max()
     return float(log_px.mean() - kl), float(top + np.log(np.exp(log_w - top).mean()))
 
 
-def explain(model: OnnxVAE, image: Any, samples: int, seed: int, ks: list[int], repeats: int, max_draws: int) -> dict[str, Any]:
+def explain(
+    model: OnnxVAE, image: Any, samples: int, seed: int, ks: list[int], repeats: int, max_draws: int
+) -> dict[str, Any]:
     """Every number and picture the page shows for one image (see the module docstring)."""
     if model.manifest.likelihood != "bernoulli":
         raise InputError("explain needs a Bernoulli model: the exported decoder gives no likelihood for a Gaussian one")
@@ -52,14 +54,16 @@ def explain(model: OnnxVAE, image: Any, samples: int, seed: int, ks: list[int], 
         raise BatchTooLarge(f"samples + repeats x sum(ks) = {draws} decoder runs, above the limit of {max_draws}")
     array = as_array(image, "image")
     if array.shape not in (tuple(model.image_shape), (model.input_dim,)):
-        raise InputError(f"image has shape {list(array.shape)}; explain takes one image, {list(model.image_shape)} "
-                         f"or [{model.input_dim}]")
+        raise InputError(
+            f"image has shape {list(array.shape)}; explain takes one image, {list(model.image_shape)} "
+            f"or [{model.input_dim}]"
+        )
     x = array.reshape(1, -1)
     out = model.run_graph("encoder", {"x": x})  # the library's checks: dtype, NaN, range
     x = x.astype(np.float32)
     mu, logvar = out["mu"][0].astype(np.float64), out["logvar"][0].astype(np.float64)
     sigma = np.exp(0.5 * logvar)
-    kl = float(0.5 * (mu ** 2 + sigma ** 2 - 1 - logvar).sum())
+    kl = float(0.5 * (mu**2 + sigma**2 - 1 - logvar).sum())
     xd = x[0].astype(np.float64)
     rng = np.random.default_rng(seed)
 
@@ -75,18 +79,36 @@ def explain(model: OnnxVAE, image: Any, samples: int, seed: int, ks: list[int], 
         zk = mu + sigma * rng.standard_normal((repeats, k, mu.size))
         lk = bernoulli_log_likelihood(xd, model.decode_many(zk.reshape(-1, mu.size))).reshape(repeats, k)
         pairs = np.array([estimators(lk[r], zk[r], mu, logvar, kl) for r in range(repeats)])
-        rows.append({"k": k, "elbo_mean": float(pairs[:, 0].mean()), "elbo_std": float(pairs[:, 0].std(ddof=1)),
-                     "iwae_mean": float(pairs[:, 1].mean()), "iwae_std": float(pairs[:, 1].std(ddof=1))})
+        rows.append(
+            {
+                "k": k,
+                "elbo_mean": float(pairs[:, 0].mean()),
+                "elbo_std": float(pairs[:, 0].std(ddof=1)),
+                "iwae_mean": float(pairs[:, 1].mean()),
+                "iwae_std": float(pairs[:, 1].std(ddof=1)),
+            }
+        )
 
     def picture(values: np.ndarray) -> list:
         return np.asarray(values, dtype=np.float32).reshape(array.shape).tolist()
 
     return {
-        "model_version": model.manifest.model_version, "seed": seed, "samples": samples,
-        "original": picture(x[0]), "mean_decode": picture(mean_decode[0]),
+        "model_version": model.manifest.model_version,
+        "seed": seed,
+        "samples": samples,
+        "original": picture(x[0]),
+        "mean_decode": picture(mean_decode[0]),
         "sampled_decodes": [picture(row) for row in decoded],
-        "sample_average": picture(decoded.mean(axis=0)), "sample_std": picture(decoded.std(axis=0)),
-        "log_px_mu": log_px_mu, "log_px_samples": log_px.tolist(), "e_log_px": e_log_px, "e_log_px_se": se,
-        "jensen_gap": log_px_mu - e_log_px, "jensen_gap_se": se, "kl": kl,
-        "plugin_elbo": log_px_mu - kl, "elbo": e_log_px - kl, "estimators": rows,
+        "sample_average": picture(decoded.mean(axis=0)),
+        "sample_std": picture(decoded.std(axis=0)),
+        "log_px_mu": log_px_mu,
+        "log_px_samples": log_px.tolist(),
+        "e_log_px": e_log_px,
+        "e_log_px_se": se,
+        "jensen_gap": log_px_mu - e_log_px,
+        "jensen_gap_se": se,
+        "kl": kl,
+        "plugin_elbo": log_px_mu - kl,
+        "elbo": e_log_px - kl,
+        "estimators": rows,
     }

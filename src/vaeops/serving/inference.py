@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -70,7 +71,14 @@ def session_options(threads: int) -> ort.SessionOptions:
 class OnnxVAE:
     """The exported VAE: encode, decode, reconstruct (mean or sampled) and generate, on the best provider here."""
 
-    def __init__(self, model_dir: str | Path, max_batch: int = 256, max_samples: int = 64, threads: int = 0, providers: list[str] | None = None):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        max_batch: int = 256,
+        max_samples: int = 64,
+        threads: int = 0,
+        providers: list[str] | None = None,
+    ):
         self.model_dir = Path(model_dir)
         self.manifest = read_manifest(self.model_dir)
         self.max_batch = max_batch
@@ -79,14 +87,18 @@ class OnnxVAE:
         chosen = choose_providers(graphs["reconstruct_mean"], providers)
         options = session_options(threads)
         try:
-            self.sessions = {name: ort.InferenceSession(data, options, providers=chosen) for name, data in graphs.items()}
+            self.sessions = {
+                name: ort.InferenceSession(data, options, providers=chosen) for name, data in graphs.items()
+            }
         except Exception as exc:  # onnxruntime's own types: the file passed its sha256 check, so the export is broken
             raise ModelFileError(f"onnxruntime cannot load the graphs in {self.model_dir}: {exc}") from None
         for name, session in self.sessions.items():
             version = session.get_modelmeta().custom_metadata_map.get(f"{METADATA_PREFIX}model_version")
             if version != self.manifest.model_version:
-                raise ModelFileError(f"{name}: model version {version!r} in the file differs from the manifest's "
-                                     f"{self.manifest.model_version!r}")
+                raise ModelFileError(
+                    f"{name}: model version {version!r} in the file differs from the manifest's "
+                    f"{self.manifest.model_version!r}"
+                )
         self.providers = self.sessions["reconstruct_mean"].get_providers()
         self.input_shapes = {name: [(i.name, i.shape) for i in s.get_inputs()] for name, s in self.sessions.items()}
         self.image_shape = tuple(self.manifest.image_shape)
@@ -98,11 +110,22 @@ class OnnxVAE:
     @property
     def metadata(self) -> dict[str, Any]:
         """What a client needs to know about the model: versions, shapes, likelihood, metrics, providers, limits."""
-        keys = ("model_version", "params_sha256", "data_sha256", "checkpoint_sha256", "epoch", "latent_dim",
-                "input_dim", "image_shape", "likelihood", "metrics", "opset", "parity")
+        keys = (
+            "model_version",
+            "params_sha256",
+            "data_sha256",
+            "checkpoint_sha256",
+            "epoch",
+            "latent_dim",
+            "input_dim",
+            "image_shape",
+            "likelihood",
+            "metrics",
+            "opset",
+            "parity",
+        )
         described = self.manifest.model_dump(mode="json", include=set(keys))
-        return {**described, "providers": self.providers,
-                "max_batch": self.max_batch, "max_samples": self.max_samples}
+        return {**described, "providers": self.providers, "max_batch": self.max_batch, "max_samples": self.max_samples}
 
     def _images(self, images: Any) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], bool]:
         """Validate images; return them as float32 (N, D), a function giving outputs the caller's layout, and
@@ -118,7 +141,8 @@ class OnnxVAE:
             array, restore = array.reshape(len(array), d), lambda out: out.reshape((len(out), *shape[1:]))
         else:
             raise InputError(
-                f"images have shape {shape}; expected one image ({h}, {w}) or ({d},), or a batch (N, {h}, {w}) or (N, {d})"
+                f"images have shape {shape}; expected one image ({h}, {w}) or ({d},), or a batch (N, {h}, {w}) "
+                f"or (N, {d})"
             )
         check_count(len(array), self.max_batch, "images")
         # One min and one max settle both checks on the fast path: NaN makes either comparison false, inf the range.
@@ -148,8 +172,10 @@ class OnnxVAE:
         """Run one graph; onnxruntime's exception types never reach the caller."""
         for name, shape in self.input_shapes[graph]:  # last guard: validation above should already guarantee this
             array = feeds[name]
-            if array.dtype != np.float32 or array.ndim != len(shape) or any(
-                isinstance(dim, int) and dim != got for dim, got in zip(shape, array.shape)
+            if (
+                array.dtype != np.float32
+                or array.ndim != len(shape)
+                or any(isinstance(dim, int) and dim != got for dim, got in zip(shape, array.shape))
             ):
                 raise InputError(f"{graph}.{name}: got {array.dtype} {array.shape}, the graph expects float32 {shape}")
         started = time.perf_counter()
@@ -221,7 +247,9 @@ class OnnxVAE:
         """Decoder outputs (M, D) for many float32 latents (M, L), in bounded chunks and without the per-request
         batch limit: for work whose size the caller has already bounded (sampled reconstructions, /explain)."""
         z = np.ascontiguousarray(z, dtype=np.float32)
-        return np.concatenate([self._run("decoder", {"z": z[i : i + DECODE_CHUNK]})[0] for i in range(0, len(z), DECODE_CHUNK)])
+        return np.concatenate(
+            [self._run("decoder", {"z": z[i : i + DECODE_CHUNK]})[0] for i in range(0, len(z), DECODE_CHUNK)]
+        )
 
     def generate(self, n: int, seed: int | None = None) -> np.ndarray:
         """Draw n images from the model: z ~ N(0, I) from `seed`, decoded to pixel probabilities (n, H, W)."""

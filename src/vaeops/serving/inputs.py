@@ -15,9 +15,13 @@ def as_array(value: Any, what: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"{what} must be a rectangular array of numbers (nested lists of equal length): {exc}") from None
+        raise InputError(
+            f"{what} must be a rectangular array of numbers (nested lists of equal length): {exc}"
+        ) from None
     if array.dtype.kind not in "biuf":
-        raise InputError(f"{what} must hold real numbers, got dtype {array.dtype} (strings, objects, None and complex are refused)")
+        raise InputError(
+            f"{what} must hold real numbers, got dtype {array.dtype} (strings, objects, None and complex are refused)"
+        )
     return array
 
 
@@ -25,7 +29,9 @@ def check_finite(array: np.ndarray, what: str) -> None:
     """Refuse NaN and infinite values, naming how many there are and where the first one is."""
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))
-        raise InputError(f"{what} contains {len(bad)} NaN or infinite value(s), first at index {tuple(int(i) for i in bad[0])}")
+        raise InputError(
+            f"{what} contains {len(bad)} NaN or infinite value(s), first at index {tuple(int(i) for i in bad[0])}"
+        )
 
 
 def check_count(count: int, limit: int, what: str) -> None:

@@ -49,8 +49,10 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-                        + (" (another process holds it; choose another port: -S serve.port=N)" if exc.errno == 98 else "")) from None
+        raise BindError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            + (" (another process holds it; choose another port: -S serve.port=N)" if exc.errno == 98 else "")
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -85,10 +87,17 @@ def serve_forever(app: Any, sock: socket.socket, workers: int) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="vaeops-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # every worker's samples, summed by /metrics
     try:
-        config = uvicorn.Config("vaeops.serving.serve:app_from_settings", factory=True, workers=workers,
-                                log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            "vaeops.serving.serve:app_from_settings",
+            factory=True,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
         # uvicorn 0.30-0.4x took the worker's target; later releases build it from the config.
-        target = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+        target = (
+            {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+        )
         Multiprocess(config, sockets=[sock], **target).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -33,16 +33,36 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         # In multiprocess mode samples go to files, not to a registry; /metrics collects them from there.
         target = None if self.multiprocess else self.registry
-        self.requests = Counter("vaeops_http_requests_total", "HTTP requests by endpoint, method and status",
-                                ["endpoint", "method", "status"], registry=target)
-        self.latency = Histogram("vaeops_http_request_duration_seconds", "Time from request to response, by endpoint",
-                                 ["endpoint"], buckets=REQUEST_BUCKETS, registry=target)
-        self.in_flight = Gauge("vaeops_http_requests_in_flight", "Requests being handled now",
-                               registry=target, multiprocess_mode="livesum")
-        self.inference = Histogram("vaeops_inference_duration_seconds", "onnxruntime time per graph run, by graph",
-                                   ["graph"], buckets=INFERENCE_BUCKETS, registry=target)
-        self.model = Gauge("vaeops_model_info", "The model being served (value 1), by model version",
-                           ["model_version"], registry=target, multiprocess_mode="max")
+        self.requests = Counter(
+            "vaeops_http_requests_total",
+            "HTTP requests by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            registry=target,
+        )
+        self.latency = Histogram(
+            "vaeops_http_request_duration_seconds",
+            "Time from request to response, by endpoint",
+            ["endpoint"],
+            buckets=REQUEST_BUCKETS,
+            registry=target,
+        )
+        self.in_flight = Gauge(
+            "vaeops_http_requests_in_flight", "Requests being handled now", registry=target, multiprocess_mode="livesum"
+        )
+        self.inference = Histogram(
+            "vaeops_inference_duration_seconds",
+            "onnxruntime time per graph run, by graph",
+            ["graph"],
+            buckets=INFERENCE_BUCKETS,
+            registry=target,
+        )
+        self.model = Gauge(
+            "vaeops_model_info",
+            "The model being served (value 1), by model version",
+            ["model_version"],
+            registry=target,
+            multiprocess_mode="max",
+        )
         self.model.labels(model_version).set(1)
         self.graph_timers: dict[str, Any] = {}
 

@@ -22,8 +22,12 @@ class BodyLimit:
             if not declared.isdigit():
                 return await _send_error(send, 400, "invalid Content-Length header", scope["path"])
             if int(declared) > self.max_bytes:
-                return await _send_error(send, 413, f"request body of {int(declared)} bytes is above the limit of {self.max_bytes}",
-                                         scope["path"])
+                return await _send_error(
+                    send,
+                    413,
+                    f"request body of {int(declared)} bytes is above the limit of {self.max_bytes}",
+                    scope["path"],
+                )
         # Read the whole (bounded) body here, then replay it: a chunked upload cannot slip past the limit.
         chunks, size = [], 0
         while True:
@@ -33,7 +37,9 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                return await _send_error(send, 413, f"request body is above the limit of {self.max_bytes} bytes", scope["path"])
+                return await _send_error(
+                    send, 413, f"request body is above the limit of {self.max_bytes} bytes", scope["path"]
+                )
             if not message.get("more_body", False):
                 break
         replayed = False
@@ -56,6 +62,11 @@ def error_body(path: str, message: str) -> bytes:
 
 async def _send_error(send: Any, status: int, detail: str, path: str) -> None:
     body = error_body(path, detail)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -21,8 +21,20 @@ from vaeops.serving.inference import OnnxVAE
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # OIP datatypes and the numpy dtypes of their little-endian binary form; BYTES is not a tensor this model takes.
-DATATYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
-             "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
+DATATYPES = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
 
 
 class ProtocolError(InputError):
@@ -57,11 +69,13 @@ def _tensor(entry: dict[str, Any], binary: memoryview, offset: int) -> tuple[str
     size = _object(entry.get("parameters") or {}, f"input {name!r} parameters").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size != count * dtype.itemsize:
-            raise ProtocolError(f"input {name!r}: binary_data_size {size!r} does not match shape {shape} of {datatype} "
-                                f"({count * dtype.itemsize} bytes)")
+            raise ProtocolError(
+                f"input {name!r}: binary_data_size {size!r} does not match shape {shape} of {datatype} "
+                f"({count * dtype.itemsize} bytes)"
+            )
         if offset + size > len(binary):
             raise ProtocolError(f"input {name!r}: the body holds {len(binary) - offset} binary bytes, {size} declared")
-        array = np.frombuffer(binary[offset:offset + size], dtype=dtype).reshape(shape)
+        array = np.frombuffer(binary[offset : offset + size], dtype=dtype).reshape(shape)
         return name, array, offset + size
     if "data" not in entry:
         raise ProtocolError(f"input {name!r} has neither 'data' nor a binary_data_size parameter")
@@ -81,7 +95,7 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
     else:
         if not header_length.isdigit() or int(header_length) > len(body):
             raise ProtocolError(f"{HEADER_LENGTH} {header_length!r} is not a length within the {len(body)}-byte body")
-        header, binary = body[:int(header_length)], memoryview(body)[int(header_length):]
+        header, binary = body[: int(header_length)], memoryview(body)[int(header_length) :]
     try:
         request = _object(orjson.loads(header), "the inference request")
     except orjson.JSONDecodeError as exc:
@@ -120,8 +134,9 @@ def requested_outputs(request: dict[str, Any], names: list[str]) -> dict[str, bo
     return wanted
 
 
-def build_response(model: str, version: str, request_id: Any, outputs: dict[str, np.ndarray],
-                   binary: dict[str, bool]) -> Response:
+def build_response(
+    model: str, version: str, request_id: Any, outputs: dict[str, np.ndarray], binary: dict[str, bool]
+) -> Response:
     """The inference response: JSON data, or raw bytes after the JSON header for outputs asked for as binary."""
     entries, chunks = [], []
     for name, send_binary in binary.items():
@@ -139,19 +154,28 @@ def build_response(model: str, version: str, request_id: Any, outputs: dict[str,
     header = orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
     if not chunks:
         return Response(header, media_type="application/json")
-    return Response(b"".join([header, *chunks]), media_type="application/octet-stream",
-                    headers={HEADER_LENGTH: str(len(header))})
+    return Response(
+        b"".join([header, *chunks]), media_type="application/octet-stream", headers={HEADER_LENGTH: str(len(header))}
+    )
 
 
 def model_metadata(model: OnnxVAE, graph: str) -> dict[str, Any]:
     """OIP model metadata of one graph: its version, platform, and tensors (-1 for the batch dimension)."""
+
     def tensors(items: list) -> list[dict[str, Any]]:
-        return [{"name": t.name, "datatype": "FP32", "shape": [d if isinstance(d, int) else -1 for d in t.shape]}
-                for t in items]
+        return [
+            {"name": t.name, "datatype": "FP32", "shape": [d if isinstance(d, int) else -1 for d in t.shape]}
+            for t in items
+        ]
 
     session = model.sessions[graph]
-    return {"name": graph, "versions": [model.manifest.model_version], "platform": "onnxruntime_onnx",
-            "inputs": tensors(session.get_inputs()), "outputs": tensors(session.get_outputs())}
+    return {
+        "name": graph,
+        "versions": [model.manifest.model_version],
+        "platform": "onnxruntime_onnx",
+        "inputs": tensors(session.get_inputs()),
+        "outputs": tensors(session.get_outputs()),
+    }
 
 
 def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:

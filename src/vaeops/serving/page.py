@@ -17,8 +17,10 @@ from pydantic import BaseModel, Field
 from vaeops.serving.dataplane import DataPlane
 
 STATIC = Path(__file__).parent / "static"
-REPORT_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
-              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}")
+REPORT_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}"
+)
 
 
 class ExplainRequest(BaseModel):
@@ -35,8 +37,10 @@ def report_html(report: Path) -> str:
     """The evaluation report rendered from Markdown, its figures served under /report/plots/."""
     body = markdown.markdown(report.read_text(encoding="utf-8"), extensions=["tables"])
     body = body.replace('src="plots/', 'src="/report/plots/')  # the report links its figures relative to itself
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>vaeops report</title>"
-            f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a></p>{body}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>vaeops report</title>"
+        f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a></p>{body}</body></html>"
+    )
 
 
 def mount(app: FastAPI, plane: DataPlane) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vaeops.bundle.install import INSTALL_RECORD, Contract, read_install_record
 from vaeops.bundle.manifest import MANIFEST
@@ -45,7 +46,9 @@ def manifest_digest(model_dir: Path) -> str | None:
 class ModelHolder:
     """The model being served, its version history in this process, and the outcome of the last reload."""
 
-    def __init__(self, model_dir: str | Path, options: dict[str, Any], on_swap: Callable[[OnnxVAE], None] | None = None):
+    def __init__(
+        self, model_dir: str | Path, options: dict[str, Any], on_swap: Callable[[OnnxVAE], None] | None = None
+    ):
         self.model_dir = Path(model_dir)
         self.options = options
         self.on_swap = on_swap
@@ -58,8 +61,12 @@ class ModelHolder:
 
     def status(self) -> dict[str, Any]:
         """What /health reports about the model and its reloads."""
-        return {"model_version": self.model.manifest.model_version, "model_dir": str(self.model_dir),
-                "loaded_at": self.loaded_at, "last_reload_error": self.last_error}
+        return {
+            "model_version": self.model.manifest.model_version,
+            "model_dir": str(self.model_dir),
+            "loaded_at": self.loaded_at,
+            "last_reload_error": self.last_error,
+        }
 
     def reload(self, force: bool = False) -> bool:
         """Load the folder's model if its manifest changed (or `force`) and swap it in; True when a new model
@@ -74,19 +81,29 @@ class ModelHolder:
                 served = self.model.manifest.model_version
                 change = Contract.of(self.model.manifest).change_to(Contract.of(model.manifest))
                 if change and not accepted_change(self.model_dir, served):
-                    raise VaeopsError(f"the new model changes the input contract ({change}) and its {INSTALL_RECORD} "
-                                      f"does not accept that change from {served}; promote it with "
-                                      "-S promote.accept_contract_change=true, or restart `vaeops serve` to serve it")
+                    raise VaeopsError(
+                        f"the new model changes the input contract ({change}) and its {INSTALL_RECORD} "
+                        f"does not accept that change from {served}; promote it with "
+                        "-S promote.accept_contract_change=true, or restart `vaeops serve` to serve it"
+                    )
             except VaeopsError as exc:
                 self.refused = digest
-                self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: refused {self.model_dir}: {exc}"
+                self.last_error = (
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: refused {self.model_dir}: {exc}"
+                )
                 LOG.warning("refused to reload %s: %s", self.model_dir, exc)
                 return False
             if self.on_swap is not None:
                 self.on_swap(model)
             previous, self.model, self.digest, self.refused = self.model, model, digest, None
             self.loaded_at, self.last_error = time.time(), None
-            LOG.info("now serving %s (%s, image %s, %s) in place of %s; loaded in %.2f s", model.manifest.model_version,
-                     self.model_dir, model.manifest.image_shape, model.manifest.likelihood,
-                     previous.manifest.model_version, time.perf_counter() - started)
+            LOG.info(
+                "now serving %s (%s, image %s, %s) in place of %s; loaded in %.2f s",
+                model.manifest.model_version,
+                self.model_dir,
+                model.manifest.image_shape,
+                model.manifest.likelihood,
+                previous.manifest.model_version,
+                time.perf_counter() - started,
+            )
             return True

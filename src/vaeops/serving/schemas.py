@@ -21,7 +21,9 @@ class ReconstructRequest(BaseModel):
     """Images to reconstruct from z = mu (mode mean) or from draws z ~ q(z|x) (mode sample)."""
 
     images: list[Any] = Field(description=IMAGES_DOC)
-    mode: Literal["mean", "sample"] = Field("mean", description="mean: decode z = mu; sample: average of `samples` draws z ~ q(z|x)")
+    mode: Literal["mean", "sample"] = Field(
+        "mean", description="mean: decode z = mu; sample: average of `samples` draws z ~ q(z|x)"
+    )
     samples: int = Field(1, strict=True, description="Monte-Carlo draws per image (mode=sample only)")
     seed: int | None = Field(None, strict=True, description="seed of the draws; null = fresh randomness")
 
@@ -52,7 +54,9 @@ class ImagesResponse(BaseModel):
 
     model_version: str
     shape: list[int]
-    images: list[Any] = Field(description="pixel probabilities (Bernoulli) or means (Gaussian), in the request's layout")
+    images: list[Any] = Field(
+        description="pixel probabilities (Bernoulli) or means (Gaussian), in the request's layout"
+    )
 
 
 class ErrorResponse(BaseModel):

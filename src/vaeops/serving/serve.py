@@ -8,8 +8,9 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -33,9 +34,11 @@ from vaeops.serving.schemas import (
     ReconstructRequest,
 )
 
-DESCRIPTION = ("Variational autoencoder served from ONNX: encode, reconstruct (posterior mean or Monte-Carlo samples) and "
-               "generate, as JSON, and every exported graph over the Open Inference Protocol (/v2, JSON or binary "
-               "tensors).")
+DESCRIPTION = (
+    "Variational autoencoder served from ONNX: encode, reconstruct (posterior mean or Monte-Carlo samples) and "
+    "generate, as JSON, and every exported graph over the Open Inference Protocol (/v2, JSON or binary "
+    "tensors)."
+)
 
 
 def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
@@ -46,6 +49,7 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Poll the model folder every reload_seconds (0: never) and swap in a new champion."""
+
         async def poll() -> None:
             while True:
                 await asyncio.sleep(params.reload_seconds)
@@ -77,7 +81,8 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """Liveness and the model served: its version and folder, when it was loaded, the last reload error, providers."""
+        """Liveness and the model served: its version and folder, when it was loaded, the last reload error,
+        providers."""
         return plane.health()
 
     @app.get("/health/live")
@@ -96,7 +101,9 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
         if not allowed(request, params.admin_token):
             return JSONResponse({"detail": "reload is allowed from loopback, or with the admin token"}, status_code=403)
         swapped, status = plane.reload()
-        return JSONResponse({"reloaded": swapped, **status}, status_code=200 if status["last_reload_error"] is None else 409)
+        return JSONResponse(
+            {"reloaded": swapped, **status}, status_code=200 if status["last_reload_error"] is None else 409
+        )
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
@@ -160,9 +167,14 @@ def run_cli(args: argparse.Namespace) -> None:
     model = app.state.plane.model
     launch.export_settings({"serve": section.model_dump(), "threads": threads})
     shown = f"[{section.host}]" if ":" in section.host else section.host
-    print(f"vaeops serve: model {model.manifest.model_version} from {model.model_dir} on {', '.join(model.providers)}, "
-          f"{section.workers} worker(s) x {threads} onnxruntime thread(s)", flush=True)
-    print(f"vaeops serve: listening on http://{shown}:{bound} (JSON API, /v2 Open Inference Protocol, /metrics, "
-          "/docs)", flush=True)
+    print(
+        f"vaeops serve: model {model.manifest.model_version} from {model.model_dir} on {', '.join(model.providers)}, "
+        f"{section.workers} worker(s) x {threads} onnxruntime thread(s)",
+        flush=True,
+    )
+    print(
+        f"vaeops serve: listening on http://{shown}:{bound} (JSON API, /v2 Open Inference Protocol, /metrics, /docs)",
+        flush=True,
+    )
     logging.getLogger("vaeops.serve").info("serving %s", model.manifest.model_version)
     launch.serve_forever(app if section.workers == 1 else None, sock, section.workers)

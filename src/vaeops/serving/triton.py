@@ -22,8 +22,12 @@ from vaeops.core.params import Params, load_params
 
 CONFIG = "config.pbtxt"
 MODEL_FILE = "model.onnx"
-TRITON_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.DOUBLE: "TYPE_FP64",
-                onnx.TensorProto.FLOAT16: "TYPE_FP16", onnx.TensorProto.INT64: "TYPE_INT64"}
+TRITON_TYPES = {
+    onnx.TensorProto.FLOAT: "TYPE_FP32",
+    onnx.TensorProto.DOUBLE: "TYPE_FP64",
+    onnx.TensorProto.FLOAT16: "TYPE_FP16",
+    onnx.TensorProto.INT64: "TYPE_INT64",
+}
 
 
 def tensor_specs(model: onnx.ModelProto, kind: str) -> list[tuple[str, str, list[int]]]:
@@ -42,17 +46,22 @@ def tensor_specs(model: onnx.ModelProto, kind: str) -> list[tuple[str, str, list
 
 def config_text(name: str, model: onnx.ModelProto, max_batch_size: int, queue_delay_us: int, model_version: str) -> str:
     """A Triton model configuration in protobuf text format."""
-    def tensors(kind: str) -> str:
-        return ",\n".join(f'  {{\n    name: "{n}"\n    data_type: {t}\n    dims: [ {", ".join(map(str, d))} ]\n  }}'
-                          for n, t, d in tensor_specs(model, kind))
 
-    return (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
-            f"version_policy: {{ latest {{ num_versions: 1 }} }}\n"
-            f"input [\n{tensors('input')}\n]\noutput [\n{tensors('output')}\n]\n"
-            f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
-            # KIND_AUTO: Triton puts the instance on a GPU when one is present, else on the CPU.
-            "instance_group [\n  {\n    count: 1\n    kind: KIND_AUTO\n  }\n]\n"
-            f'parameters {{\n  key: "vaeops_model_version"\n  value: {{ string_value: "{model_version}" }}\n}}\n')
+    def tensors(kind: str) -> str:
+        return ",\n".join(
+            f'  {{\n    name: "{n}"\n    data_type: {t}\n    dims: [ {", ".join(map(str, d))} ]\n  }}'
+            for n, t, d in tensor_specs(model, kind)
+        )
+
+    return (
+        f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
+        f"version_policy: {{ latest {{ num_versions: 1 }} }}\n"
+        f"input [\n{tensors('input')}\n]\noutput [\n{tensors('output')}\n]\n"
+        f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
+        # KIND_AUTO: Triton puts the instance on a GPU when one is present, else on the CPU.
+        "instance_group [\n  {\n    count: 1\n    kind: KIND_AUTO\n  }\n]\n"
+        f'parameters {{\n  key: "vaeops_model_version"\n  value: {{ string_value: "{model_version}" }}\n}}\n'
+    )
 
 
 def versions(folder: Path) -> list[int]:
@@ -63,13 +72,17 @@ def versions(folder: Path) -> list[int]:
 def next_version(repo: Path, graphs: dict[str, bytes]) -> tuple[int, bool]:
     """The version the graphs go to, and whether it is new: the latest one when it holds these very graphs."""
     latest = max((max(versions(repo / name), default=0) for name in graphs), default=0)
-    same = latest > 0 and all((repo / name / str(latest) / MODEL_FILE).is_file()
-                              and sha256_file(repo / name / str(latest) / MODEL_FILE) == sha256_bytes(data)
-                              for name, data in graphs.items())
+    same = latest > 0 and all(
+        (repo / name / str(latest) / MODEL_FILE).is_file()
+        and sha256_file(repo / name / str(latest) / MODEL_FILE) == sha256_bytes(data)
+        for name, data in graphs.items()
+    )
     return (latest, False) if same else (latest + 1, True)
 
 
-def write_repository(model_dir: str | Path, repo: str | Path, max_batch_size: int, queue_delay_us: int) -> dict[str, Any]:
+def write_repository(
+    model_dir: str | Path, repo: str | Path, max_batch_size: int, queue_delay_us: int
+) -> dict[str, Any]:
     """Write (or add a version to) the Triton repository of the exported model in `model_dir`; atomic as a whole."""
     model_dir, repo = Path(model_dir), Path(repo)
     manifest = read_manifest(model_dir)
@@ -84,21 +97,30 @@ def write_repository(model_dir: str | Path, repo: str | Path, max_batch_size: in
                 (staging / name / str(version)).mkdir(parents=True)
                 (staging / name / str(version) / MODEL_FILE).write_bytes(data)
                 (staging / name / CONFIG).write_text(
-                    config_text(name, model, max_batch_size, queue_delay_us, manifest.model_version), encoding="utf-8")
-    return {"repository": str(repo), "version": version, "written": new, "model_version": manifest.model_version,
-            "models": list(graphs)}
+                    config_text(name, model, max_batch_size, queue_delay_us, manifest.model_version), encoding="utf-8"
+                )
+    return {
+        "repository": str(repo),
+        "version": version,
+        "written": new,
+        "model_version": manifest.model_version,
+        "models": list(graphs),
+    }
 
 
 def triton_repo(params: Params) -> dict[str, Any]:
     """Stage-style entry: the Triton repository of serve.model_dir (the champion) at serve.triton_repo."""
     section = params.serve
-    return write_repository(section.model_dir, section.triton_repo, section.triton_max_batch_size,
-                            section.triton_queue_delay_us)
+    return write_repository(
+        section.model_dir, section.triton_repo, section.triton_max_batch_size, section.triton_queue_delay_us
+    )
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """`vaeops triton-repo`: write the repository and say which version it holds."""
     result = triton_repo(load_params(args.params, args.overrides))
     state = "written" if result["written"] else "already there"
-    print(f"triton-repo: {result['model_version']} as version {result['version']} of "
-          f"{', '.join(result['models'])} in {result['repository']}/ ({state})")
+    print(
+        f"triton-repo: {result['model_version']} as version {result['version']} of "
+        f"{', '.join(result['models'])} in {result['repository']}/ ({state})"
+    )

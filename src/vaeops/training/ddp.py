@@ -39,7 +39,9 @@ def from_env() -> Dist:
 def init(ctx: Dist, device: torch.device) -> None:
     """Join the process group (env:// rendezvous from torchrun) unless this is a single process or it already joined."""
     if ctx.enabled and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+        )
 
 
 def shutdown(ctx: Dist) -> None:

@@ -15,7 +15,9 @@ Scheduler = LRScheduler | ReduceLROnPlateau
 def build_optimizer(parameters, cfg: TrainParams, device: torch.device) -> torch.optim.Adam:
     """Adam; the fused kernel on CPU and CUDA (one pass over the weights per step instead of one per operation)."""
     fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(parameters, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), fused=fused, foreach=None if fused else True)
+    return torch.optim.Adam(
+        parameters, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), fused=fused, foreach=None if fused else True
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainParams) -> Scheduler | None:

@@ -10,6 +10,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from vaeops.core.artifacts import rounded
+from vaeops.training.optim import current_lr
+from vaeops.training.trainer import Objective
+
 # Reading the running loss forces a host synchronisation; do it only every this many steps, and only when a bar shows.
 POSTFIX_EVERY = 25
 
@@ -18,8 +22,15 @@ class EpochProgress:
     """A per-epoch progress bar; silent when stderr is not a terminal or on ranks other than 0."""
 
     def __init__(self, total_images: int, description: str, enabled: bool = True):
-        self.bar = tqdm(total=total_images, desc=description, unit="img", unit_scale=True, leave=False,
-                        dynamic_ncols=True, disable=None if enabled else True)
+        self.bar = tqdm(
+            total=total_images,
+            desc=description,
+            unit="img",
+            unit_scale=True,
+            leave=False,
+            dynamic_ncols=True,
+            disable=None if enabled else True,
+        )
         self.steps = self.seen = 0
 
     def update(self, images: int, totals: torch.Tensor) -> None:
@@ -35,7 +46,7 @@ class EpochProgress:
         """The per-step hook for trainer.train_epoch, or None when the bar is off (then the loop never syncs)."""
         return None if self.bar.disable else self.update
 
-    def __enter__(self) -> "EpochProgress":
+    def __enter__(self) -> EpochProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -67,20 +78,47 @@ class BackgroundLive:
         return self._future.result()
 
 
-def log_epoch(live, record: dict[str, float], epochs: int, images_per_second: float, eta_seconds: float = 0.0,
-              label: str = "") -> None:
+def log_epoch(
+    live, record: dict[str, float], epochs: int, images_per_second: float, eta_seconds: float = 0.0, label: str = ""
+) -> None:
     """Log one epoch to dvclive (step = epoch - 1) and print a one-line summary, with throughput and ETA, to stderr."""
     if live is not None:
         live.step = int(record["epoch"]) - 1
         for name, value in record.items():
-            if name != "epoch":
-                live.log_metric(name, value)
+            if name != "epoch":  # at the precision the files carry (see vaeops.core.artifacts)
+                live.log_metric(name, rounded(float(value)))
         live.next_step()
     mc = f", mc_std {record['val/mc_std']:.3f}" if "val/mc_std" in record else ""
     print(
-        f"{label}epoch {int(record['epoch'])}/{epochs}: loss {record['train/loss']:.3f} (E log p(x|z) {record['train/recon']:.3f}, "
+        f"{label}epoch {int(record['epoch'])}/{epochs}: loss {record['train/loss']:.3f} (E log p(x|z) "
+        f"{record['train/recon']:.3f}, "
         f"kl {record['train/kl']:.3f}), val {record['val/loss']:.3f}{mc}, {images_per_second:.0f} img/s"
         + (f", ETA {eta_seconds:.0f} s" if int(record["epoch"]) < epochs else ""),
         file=sys.stderr,
         flush=True,
     )
+
+
+def epoch_record(
+    epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg
+) -> dict[str, float]:
+    """One epoch's metrics as logged to dvclive and kept in the checkpoint history.
+
+    Wall-clock figures stay out of it: these files are DVC outputs, and the same params must give the same bytes.
+    """
+    record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer)}
+    record.update(
+        {
+            f"train/{k}": v
+            for k, v in train_metrics.items()
+            if k != "mc_std" or cfg.samples > 1 and objective.latent == "sample"
+        }
+    )
+    record.update(
+        {
+            f"val/{k}": v
+            for k, v in val_metrics.items()
+            if k != "mc_std" or objective.latent == "sample" and cfg.spread_samples
+        }
+    )
+    return record

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from vaeops.core.artifacts import rounded
 from vaeops.core.errors import DataError, TrainingDiverged
-from vaeops.core.fileio import write_bytes_atomic, write_json_atomic
+from vaeops.core.fileio import write_json_atomic
 from vaeops.core.params import VARIANTS, Params, load_params
 from vaeops.dataset.splits import load_split, manifest_sha256
 from vaeops.model import devices
@@ -27,11 +28,11 @@ from vaeops.training import ddp
 from vaeops.training.optim import (
     build_optimizer,
     build_scheduler,
-    current_lr,
     override_lr,
     step_scheduler,
 )
-from vaeops.training.progress import BackgroundLive, EpochProgress, log_epoch
+from vaeops.training.progress import BackgroundLive, EpochProgress, epoch_record, log_epoch
+from vaeops.training.replicates import select_replicate
 from vaeops.training.trainer import (
     EpochData,
     Objective,
@@ -66,8 +67,10 @@ def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tu
     x_train, x_val = tensors
     for name, x in (("train", x_train), ("val", x_val)):
         if (likelihood == "bernoulli" or binarize != "none") and not (0 <= x.min() and x.max() <= 1):
-            raise DataError(f"{prepared}/{name}.npz: pixel values outside [0, 1] (or NaN); a Bernoulli likelihood or "
-                            "binarization needs grey levels in [0, 1] (run `vaeops validate`)")
+            raise DataError(
+                f"{prepared}/{name}.npz: pixel values outside [0, 1] (or NaN); a Bernoulli likelihood or "
+                "binarization needs grey levels in [0, 1] (run `vaeops validate`)"
+            )
     if binarize == "static":
         x_train = binarize_static(x_train, devices.derive_seed(seed, STATIC_TRAIN))
     if binarize != "none":
@@ -78,7 +81,9 @@ def load_images(prepared: Path, likelihood: str, binarize: str, seed: int) -> tu
 def model_config(params: Params, input_dim: int) -> ModelConfig:
     """The architecture from the `model` section; the input size comes from the data."""
     m = params.model
-    return ModelConfig(input_dim, tuple(m.hidden), m.latent_dim, m.activation, m.likelihood, m.gaussian_std, m.fixed_std)
+    return ModelConfig(
+        input_dim, tuple(m.hidden), m.latent_dim, m.activation, m.likelihood, m.gaussian_std, m.fixed_std
+    )
 
 
 def train(params: Params, resume: bool = False) -> dict[str, Any]:
@@ -97,30 +102,34 @@ def train(params: Params, resume: bool = False) -> dict[str, Any]:
                 if ctx.is_main:
                     shutil.rmtree(out_dir / REPLICATES, ignore_errors=True)  # left by an earlier run with replicates
                 return _fit(params, variant, resume, ctx, hardware, cfg.seed, out_dir, live_dir)
-            runs = [_fit(params, variant, resume, ctx, hardware, seed, out_dir / REPLICATES / f"seed-{seed}",
-                         live_dir if seed == cfg.seed else None)  # the curves in dvclive are those of train.seed
-                    for seed in range(cfg.seed, cfg.seed + cfg.replicates)]
+            runs = [
+                _fit(
+                    params,
+                    variant,
+                    resume,
+                    ctx,
+                    hardware,
+                    seed,
+                    out_dir / REPLICATES / f"seed-{seed}",
+                    live_dir if seed == cfg.seed else None,
+                )  # the curves in dvclive are those of train.seed
+                for seed in range(cfg.seed, cfg.seed + cfg.replicates)
+            ]
             return select_replicate(runs, out_dir) if ctx.is_main else runs[0]
     finally:
         ddp.shutdown(ctx)
 
 
-def select_replicate(runs: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
-    """Copy the replicate with the lowest validation loss up to out_dir: the one model that is exported and gated.
-    Validation, not test: the test split stays untouched by every choice made in training."""
-    best = min(runs, key=lambda run: run["best_val_loss"])
-    for name in ("best.pt", "last.pt", "train.json"):
-        write_bytes_atomic(out_dir / name, (Path(best["best"]).parent / name).read_bytes())
-    choice = {"selected_seed": best["seed"], "rule": "lowest validation loss (train.json best_val_loss)",
-              "replicates": [{"seed": run["seed"], "best_val_loss": run["best_val_loss"], "best_epoch": run["best_epoch"],
-                              "folder": str(Path(run["best"]).parent)} for run in runs]}
-    write_json_atomic(out_dir / "replicates.json", choice)
-    return {**best, **choice, "best": str(out_dir / "best.pt"), "last": str(out_dir / "last.pt"),
-            "seconds": round(sum(run["seconds"] for run in runs), 3)}
-
-
-def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: devices.Hardware, seed: int,
-         out_dir: Path, live_dir: Path | None) -> dict[str, Any]:
+def _fit(
+    params: Params,
+    variant: str,
+    resume: bool,
+    ctx: ddp.Dist,
+    hardware: devices.Hardware,
+    seed: int,
+    out_dir: Path,
+    live_dir: Path | None,
+) -> dict[str, Any]:
     """The epoch loop behind train() for one seed: validation, schedule, early stopping, checkpoints, metrics.
     The data's binarization keeps train.seed, so every replicate is validated on the same images."""
     cfg = params.train
@@ -150,7 +159,9 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
     data = devices.place_data(x_train, hardware)
     val_rows = torch.arange(x_val.shape[0]).tensor_split(ctx.world_size)[ctx.rank]
     x_val = x_val[val_rows].to(hardware.device) if hardware.data_on_device else x_val[val_rows].pin_memory()
-    live = BackgroundLive(live_dir, resume=resume and run["epoch"] > 0) if ctx.is_main and live_dir is not None else None
+    live = (
+        BackgroundLive(live_dir, resume=resume and run["epoch"] > 0) if ctx.is_main and live_dir is not None else None
+    )
     stopped_early = run["bad_epochs"] >= cfg.early_stopping_patience > 0
     train_seconds = 0.0
 
@@ -162,9 +173,18 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
         order = ddp.shard(torch.randperm(x_train.shape[0], generator=shuffle), ctx)
         epoch_data = EpochData(data, order, hardware, dynamic_binarize=cfg.binarize == "dynamic")
         tick = time.perf_counter()
-        with EpochProgress(order.shape[0], f"{variant} seed {seed} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main) as progress:
-            totals = train_epoch(step_module, objective, optimizer, epoch_data, cfg.batch_size_at(epoch), cfg.grad_clip,
-                                 progress.callback)
+        with EpochProgress(
+            order.shape[0], f"{variant} seed {seed} {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main
+        ) as progress:
+            totals = train_epoch(
+                step_module,
+                objective,
+                optimizer,
+                epoch_data,
+                cfg.batch_size_at(epoch),
+                cfg.grad_clip,
+                progress.callback,
+            )
             train_metrics = summarize(ddp.all_reduce_sum(totals, ctx), order.shape[0] * ctx.world_size)
         seconds = time.perf_counter() - tick
         train_seconds += seconds
@@ -172,10 +192,14 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
         val_totals = validation_sums(objective, x_val, cfg.val_batch_size, hardware, val_gen, cfg.spread_samples)
         val_metrics = summarize(ddp.all_reduce_sum(val_totals, ctx), n_val)
         if not (is_finite(train_metrics) and is_finite(val_metrics)):
-            kept = (f"the last good checkpoint {out_dir / 'last.pt'} (epoch {run['epoch']}) is kept" if run["epoch"]
-                    else f"nothing was written; earlier files in {out_dir} are untouched")
+            kept = (
+                f"the last good checkpoint {out_dir / 'last.pt'} (epoch {run['epoch']}) is kept"
+                if run["epoch"]
+                else f"nothing was written; earlier files in {out_dir} are untouched"
+            )
             raise TrainingDiverged(
-                f"train ({variant}): the loss became {train_metrics['loss']} (validation {val_metrics['loss']}) in epoch "
+                f"train ({variant}): the loss became {train_metrics['loss']} (validation {val_metrics['loss']}) "
+                f"in epoch "
                 f"{epoch + 1}; stopped, and {kept}. Lower train.lr, set train.grad_clip, or check the data."
             )
         improved = val_metrics["loss"] < run["best_loss"]
@@ -190,9 +214,14 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
             state = training_state(vae, optimizer, scheduler, config, params, variant, data_sha256, run)
             save_checkpoint([out_dir / "last.pt", *([out_dir / "best.pt"] if improved else [])], state)
             done = epoch + 1 - first_epoch  # epochs run by this call (a resumed run starts later)
-            log_epoch(live.get() if live is not None else None, record, cfg.epochs,
-                      order.shape[0] * ctx.world_size / seconds, (time.perf_counter() - loop_start) / done * (cfg.epochs - epoch - 1),
-                      f"{variant} seed {seed}: " if cfg.replicates > 1 else "")
+            log_epoch(
+                live.get() if live is not None else None,
+                record,
+                cfg.epochs,
+                order.shape[0] * ctx.world_size / seconds,
+                (time.perf_counter() - loop_start) / done * (cfg.epochs - epoch - 1),
+                f"{variant} seed {seed}: " if cfg.replicates > 1 else "",
+            )
         ddp.barrier(ctx)
         if run["bad_epochs"] >= cfg.early_stopping_patience > 0:
             stopped_early = True
@@ -200,7 +229,9 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
 
     digests = ddp.gather_digests(vae, ctx)
     if len(set(digests)) > 1:
-        raise TrainingDiverged(f"train ({variant}): the DistributedDataParallel replicas ended with different weights: {digests}")
+        raise TrainingDiverged(
+            f"train ({variant}): the DistributedDataParallel replicas ended with different weights: {digests}"
+        )
     summary = {
         "variant": variant,
         "seed": seed,
@@ -229,24 +260,15 @@ def _fit(params: Params, variant: str, resume: bool, ctx: ddp.Dist, hardware: de
     if ctx.is_main:
         if live is not None:
             live.get().end()
-        write_json_atomic(out_dir / "train.json", {k: v for k, v in summary.items() if k not in TIMINGS})
+        write_json_atomic(out_dir / "train.json", rounded({k: v for k, v in summary.items() if k not in TIMINGS}))
     return summary
-
-
-def epoch_record(epoch: int, train_metrics: dict, val_metrics: dict, objective: Objective, optimizer, cfg) -> dict[str, float]:
-    """One epoch's metrics as logged to dvclive and kept in the checkpoint history.
-
-    Wall-clock figures stay out of it: these files are DVC outputs, and the same params must give the same bytes.
-    """
-    record = {"epoch": epoch + 1, "beta": objective.beta, "lr": current_lr(optimizer)}
-    record.update({f"train/{k}": v for k, v in train_metrics.items() if k != "mc_std" or cfg.samples > 1 and objective.latent == "sample"})
-    record.update({f"val/{k}": v for k, v in val_metrics.items() if k != "mc_std" or objective.latent == "sample" and cfg.spread_samples})
-    return record
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI options of `vaeops train`."""
-    parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/<variant>/last.pt when it exists")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from <out_dir>/<variant>/last.pt when it exists"
+    )
 
 
 def run_cli(args: argparse.Namespace) -> None:

@@ -8,8 +8,8 @@ per epoch), fused Adam, and bf16 autocast where the hardware has it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -26,8 +26,15 @@ STAT_NAMES = ("loss", "recon", "kl", "mc_std")
 class Objective(nn.Module):
     """The training objective as one module, so DistributedDataParallel and torch.compile see a single forward."""
 
-    def __init__(self, vae: VAE, objective: str = "elbo", samples: int = 1, latent: str = "sample", kl: str = "analytic",
-                 kl_weight: float = 1.0):
+    def __init__(
+        self,
+        vae: VAE,
+        objective: str = "elbo",
+        samples: int = 1,
+        latent: str = "sample",
+        kl: str = "analytic",
+        kl_weight: float = 1.0,
+    ):
         super().__init__()
         self.vae, self.objective, self.samples, self.latent, self.kl = vae, objective, samples, latent, kl
         self.kl_weight = kl_weight  # 0 for the plain autoencoder: its loss has no KL term at all
@@ -54,7 +61,8 @@ def kl_beta(epoch: int, warmup_epochs: int) -> float:
 
 @dataclass
 class EpochData:
-    """What one epoch iterates over: the data tensor, this rank's shuffled row indices, and how batches reach the device."""
+    """What one epoch iterates over: the data tensor, this rank's shuffled row indices, and how batches reach the
+    device."""
 
     data: torch.Tensor  # (N, D) on the device, or in pinned host memory
     order: torch.Tensor  # (n,) row indices for this rank and epoch
@@ -110,9 +118,15 @@ def train_epoch(
 
 @torch.no_grad()
 def validation_sums(
-    objective: Objective, x: torch.Tensor, batch_size: int, hardware: Hardware, generator: torch.Generator, spread_samples: int
+    objective: Objective,
+    x: torch.Tensor,
+    batch_size: int,
+    hardware: Hardware,
+    generator: torch.Generator,
+    spread_samples: int,
 ) -> torch.Tensor:
-    """Batch sums over `x` of the training objective at its full KL weight (what early stopping watches), its recon and KL
+    """Batch sums over `x` of the training objective at its full KL weight (what early stopping watches), its recon
+    and KL
     terms, and the std of a single-draw ELBO estimate over `spread_samples` draws (0 when off or latent = mean)."""
     objective.eval()
     vae = objective.vae
@@ -124,7 +138,9 @@ def validation_sums(
             if objective.objective == "iwae":
                 terms = iwae_terms(vae, batch, objective.samples, generator)
             else:
-                terms = elbo_terms(vae, batch, objective.samples, objective.latent, objective.kl, objective.kl_weight, generator)
+                terms = elbo_terms(
+                    vae, batch, objective.samples, objective.latent, objective.kl, objective.kl_weight, generator
+                )
             spread = terms.loss.new_zeros(())
             if spread_samples >= 2 and objective.latent == "sample":
                 draws = elbo_terms(vae, batch, spread_samples, "sample", objective.kl, 1.0, generator).per_sample_elbo

@@ -24,8 +24,24 @@ from vaeops.core.params.train import VARIANTS, TrainParams
 from vaeops.core.params.validate import ValidateParams
 
 __all__ = [
-    "DATASETS", "DEFAULT_PARAMS_PATH", "MODEL_ACTIVATIONS", "MODEL_LIKELIHOODS", "SECTIONS", "VARIANTS",
-    "DataParams", "DriftParams", "EvaluateParams", "ExportParams", "ModelParams", "Params", "PromoteParams",
-    "ServeParams", "TrainParams", "ValidateParams", "apply_overrides", "load_params", "parse_assignments",
+    "DATASETS",
+    "DEFAULT_PARAMS_PATH",
+    "MODEL_ACTIVATIONS",
+    "MODEL_LIKELIHOODS",
+    "SECTIONS",
+    "VARIANTS",
+    "DataParams",
+    "DriftParams",
+    "EvaluateParams",
+    "ExportParams",
+    "ModelParams",
+    "Params",
+    "PromoteParams",
+    "ServeParams",
+    "TrainParams",
+    "ValidateParams",
+    "apply_overrides",
+    "load_params",
+    "parse_assignments",
     "parse_params",
 ]

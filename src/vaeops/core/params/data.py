@@ -34,7 +34,7 @@ class DataParams(Section):
         return urls
 
     @model_validator(mode="after")
-    def _fractions(self) -> "DataParams":
+    def _fractions(self) -> DataParams:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("data.val_fraction + data.test_fraction must be below 1")
         return self

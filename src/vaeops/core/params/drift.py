@@ -17,7 +17,7 @@ class DriftParams(Section):
     sample: int = Field(2000, ge=10)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "DriftParams":
+    def _ordered(self) -> DriftParams:
         if self.warn > self.fail:
             raise ValueError(f"drift.warn ({self.warn}) must not be above drift.fail ({self.fail})")
         return self

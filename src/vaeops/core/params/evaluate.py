@@ -1,4 +1,5 @@
-"""`evaluate` section: which models to compare on the test split, and how many Monte-Carlo samples each estimate uses."""
+"""`evaluate` section: which models to compare on the test split, and how many Monte-Carlo samples each estimate
+uses."""
 
 from __future__ import annotations
 

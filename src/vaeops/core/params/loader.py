@@ -89,8 +89,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         if section not in SECTIONS or not key:
-            raise ParamsError(f"override {dotted!r}: params.yaml has no section {section!r}; "
-                              f"sections: {', '.join(SECTIONS)}")
+            raise ParamsError(
+                f"override {dotted!r}: params.yaml has no section {section!r}; sections: {', '.join(SECTIONS)}"
+            )
         if key not in SECTION_MODELS[section].model_fields:
             raise ParamsError(f"override {dotted!r}: the {section!r} section has no key {key!r}")
         raw[section] = {**(raw.get(section) or {}), key: value}
@@ -110,8 +111,9 @@ def parse_params(raw: Any, path: Path = DEFAULT_PARAMS_PATH) -> Params:
     sections = {}
     for name, model in SECTION_MODELS.items():
         if name in raw and raw[name] is None:
-            raise ParamsError(f"params section {name!r} is empty; give it its keys (the repository's params.yaml "
-                              "lists them)")
+            raise ParamsError(
+                f"params section {name!r} is empty; give it its keys (the repository's params.yaml lists them)"
+            )
         if name in raw and not isinstance(raw[name], dict):
             raise ParamsError(f"params section {name!r} must be a mapping, got {shown(raw[name])}")
         if name in raw:
@@ -121,8 +123,10 @@ def parse_params(raw: Any, path: Path = DEFAULT_PARAMS_PATH) -> Params:
                 raise params_error(exc, name) from None
     missing = [name for name in SECTIONS if name not in raw]
     if missing:
-        raise ParamsError(f"{path} has no section(s) {', '.join(missing)}; every stage's section must be there "
-                          "(the repository's params.yaml lists them)")
+        raise ParamsError(
+            f"{path} has no section(s) {', '.join(missing)}; every stage's section must be there "
+            "(the repository's params.yaml lists them)"
+        )
     return Params(**sections, path=Path(path))
 
 

@@ -12,7 +12,8 @@ from vaeops.core.params.base import Number, Section
 
 @dataclass(frozen=True)
 class Variant:
-    """How one model variant is trained: the latent its reconstruction term decodes, and whether the loss has a KL term."""
+    """How one model variant is trained: the latent its reconstruction term decodes, and whether the loss has a KL
+    term."""
 
     latent: str  # sample: z ~ q(z|x), reparameterized | mean: the plug-in z = mu
     kl: bool  # the loss includes KL(q(z|x) || p(z)) (weighted by the warm-up beta)
@@ -23,7 +24,11 @@ class Variant:
 # log p(x|z = mu), the "why not decode the mean?" model. `autoencoder` also drops the KL term: a plain autoencoder
 # with the same architecture and likelihood, the "why not a deterministic reconstruction loss?" model.
 # Decode modes at evaluation time ("mean", "sample") are a different thing and keep those names.
-VARIANTS = {"vae": Variant("sample", kl=True), "plugin": Variant("mean", kl=True), "autoencoder": Variant("mean", kl=False)}
+VARIANTS = {
+    "vae": Variant("sample", kl=True),
+    "plugin": Variant("mean", kl=True),
+    "autoencoder": Variant("mean", kl=False),
+}
 
 
 class TrainParams(Section):
@@ -69,14 +74,17 @@ class TrainParams(Section):
         return schedule
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainParams":
+    def _consistent(self) -> TrainParams:
         if self.objective == "iwae" and VARIANTS[self.variant].latent == "mean":
-            raise ValueError(f"train.objective: iwae needs sampled latents; it cannot train the {self.variant!r} variant")
+            raise ValueError(
+                f"train.objective: iwae needs sampled latents; it cannot train the {self.variant!r} variant"
+            )
         if self.spread_samples == 1:
             raise ValueError("train.spread_samples must be 0 (off) or >= 2 (a spread needs two draws), got 1")
         return self
 
     def batch_size_at(self, epoch: int) -> int:
-        """The batch size of `epoch` (from 0): batch_size_schedule[epoch], its last entry past its end, or batch_size."""
+        """The batch size of `epoch` (from 0): batch_size_schedule[epoch], its last entry past its end, or
+        batch_size."""
         schedule = self.batch_size_schedule
         return schedule[min(epoch, len(schedule) - 1)] if schedule else self.batch_size

@@ -25,7 +25,7 @@ class ValidateParams(Section):
     max_leaked_images: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ValidateParams":
+    def _ordered(self) -> ValidateParams:
         for low, high in (("class_share_min", "class_share_max"), ("ink_fraction_min", "ink_fraction_max")):
             lo, hi = getattr(self, low), getattr(self, high)
             if lo is not None and hi is not None and lo > hi:
