@@ -69,19 +69,33 @@ def training_state(
     """Everything a resumed run needs and every later stage reads, as plain types and tensors (weights_only-safe)."""
     from vaeops.core import __version__
 
+    sections = {
+        name: {key: _own(value) for key, value in params.section_dict(name).items()}
+        for name in ("data", "model", "train")
+    }
+    model_config = config.to_dict()
+    # The architecture's names are the params' own objects, as when the config is built from a plain YAML load.
+    model_config.update({key: sections["model"][key] for key in ("activation", "likelihood", "gaussian_std")})
     return {
         "vaeops_version": __version__,
-        "model_config": config.to_dict(),
+        "model_config": model_config,
         "model_state": {k: v.detach().cpu() for k, v in vae.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
         "scheduler_state": None if scheduler is None else scheduler.state_dict(),
         "epoch": run["epoch"],
         "variant": variant,
-        "params": {name: params.section_dict(name) for name in ("data", "model", "train")},
+        "params": sections,
         "data_sha256": data_sha256,
         "run": {key: run[key] for key in ("best_loss", "best_epoch", "bad_epochs", "history")},
         "rng_state": torch.get_rng_state(),
     }
+
+
+def _own(value: Any) -> Any:
+    """A string as an object of its own. pickle writes a string seen before as a reference to it, and pydantic hands
+    out one shared object per `Literal` value (train.binarize and train.lr_schedule are both "none"): without fresh
+    copies, identical models would get different checkpoint bytes, so another model version, than from a YAML load."""
+    return value.encode().decode() if isinstance(value, str) else value
 
 
 def restore_training(
