@@ -2,9 +2,10 @@
 promote.
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`, from the one registry (vaeops.stages).
-The task cache is keyed on what dvc.yaml says the stage reads (file hashes + params values), so an unchanged stage
-is skipped. Run from the repo root: `python flows/retrain.py [--params params.yaml] [-S section.key=value ...]
-[--force-retrain] [--accept-contract-change]`.
+DVC's own status says whether a stage changed since dvc.lock (its command, deps, params, outs); an unchanged stage is
+taken from the task cache, and a stage that ran is recorded in dvc.lock at once. Run from the repo root:
+`python flows/retrain.py [--params params.yaml] [-S section.key=value ...] [--force-retrain]
+[--accept-contract-change]`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from vaeops.core.errors import (  # noqa: E402
 )
 from vaeops.core.params import Params, load_params, parse_assignments  # noqa: E402
 from vaeops.lifecycle import record as dvc_record  # noqa: E402
-from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest, stage_specs  # noqa: E402
+from vaeops.lifecycle.pipeline import DvcPipeline, extras_digest  # noqa: E402
 from vaeops.stages import STAGES, Stage  # noqa: E402
 
 # Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks. A download
@@ -62,21 +63,17 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(state.data, DownloadError) or not isinstance(state.data, PERMANENT)
 
 
-def run_stage(
-    stage: Stage, params_file: str, outs: tuple[str, ...], overrides: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Call the stage function with its params (the stage's fixed keys on top) and return its small summary and a
-    digest of what it wrote."""
+def run_stage(stage: Stage, params_file: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Call the stage function with its params (the stage's fixed keys on top) and return its small summary."""
     result = stage.load()(load_params(params_file, {**(overrides or {}), **stage.fixed}))
     summary = result.model_dump(mode="json") if hasattr(result, "model_dump") else result or {}
-    scalars = {k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))}
-    return {"summary": scalars, "outs": outputs_digest(outs)}
+    return {k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))}
 
 
 def stage_task(stage: Stage) -> Any:
-    """The cached Prefect task of one stage, named after it, retried on transient failures only. Its arguments are
-    its cache key: the repo root (two checkouts never share results), the params file, the stage's outs, `key` (the
-    fingerprint of all the stage reads) and the run-only overrides it sees."""
+    """The Prefect task of one stage, named after it, retried on transient failures only. Its cache key is what DVC
+    cannot see: the repo root (two checkouts never share results), the params file, the stage, the digest of its
+    undeclared inputs and the run-only overrides it reads; whatever dvc.yaml declares, DVC's status decides."""
 
     @task(
         name=stage.name,
@@ -88,9 +85,9 @@ def stage_task(stage: Stage) -> Any:
         retry_condition_fn=transient,
     )
     def run(
-        root: str, params_file: str, name: str, outs: tuple[str, ...], key: str, overrides: dict[str, Any] | None = None
+        root: str, params_file: str, name: str, extras: str, overrides: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        return run_stage(stage, params_file, outs, overrides)
+        return run_stage(stage, params_file, overrides)
 
     return run
 
@@ -199,18 +196,19 @@ def extra_inputs(stage: str, params: Params) -> tuple[str, ...]:
 
 def run_step(
     stage: Stage,
-    specs: dict[str, StageSpec],
+    pipeline: DvcPipeline,
     params: Params,
     params_file: str,
     done: dict[str, str],
     refresh: bool = False,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one stage task (or take its cached result) and return its summary; a failed stage raises its error."""
+    """Run one stage task, or take its cached result when DVC finds nothing changed; a stage that ran is recorded in
+    dvc.lock at once. A failed stage raises its error."""
     logger = get_run_logger()
     logger.info("%s: started", stage.name)
     started = time.perf_counter()
-    spec, run = specs[stage.name], TASKS[stage.name]
+    spec, run = pipeline.specs[stage.name], TASKS[stage.name]
     # Run-only overrides (an accepted contract change) reach the stages that read those keys, and their cache keys,
     # but not params.yaml; the other stages keep their cached results.
     mine = {
@@ -218,15 +216,16 @@ def run_step(
         for key, value in (overrides or {}).items()
         if any(key == name or key.startswith(name + ".") for name in spec.params)
     }
-    key = fingerprint(spec, params, extra_inputs(stage.name, params))
-    args = (os.getcwd(), params_file, stage.name, spec.outs, key, mine or None)
-    state = (run.with_options(refresh_cache=True) if refresh else run)(*args, return_state=True)
-    if state.is_completed() and state.name == "Cached" and state.result()["outs"] != outputs_digest(spec.outs):
-        # The inputs are unchanged but the outputs were changed or deleted since: the cache cannot stand in for them.
-        state = run.with_options(refresh_cache=True)(*args, return_state=True)
+    changed = pipeline.stale(stage.name)  # what DVC sees changed since dvc.lock: then the cache cannot stand in
+    if changed:
+        logger.info("%s: changed since dvc.lock: %s", stage.name, "; ".join(changed)[:300])
+    args = (os.getcwd(), params_file, stage.name, extras_digest(extra_inputs(stage.name, params)), mine or None)
+    state = (run.with_options(refresh_cache=True) if refresh or changed else run)(*args, return_state=True)
     done[stage.name] = "failed" if not state.is_completed() else "skipped (cached)" if state.name == "Cached" else "ran"
+    if done[stage.name] == "ran":
+        pipeline.record(stage.name)
     logger.info("%s: %s in %.1f s", stage.name, done[stage.name], time.perf_counter() - started)
-    return state.result()["summary"]
+    return state.result()
 
 
 # What each stage publishes as a Prefect artifact once it ends, failed or not.
@@ -251,20 +250,22 @@ def retrain(
         logger.info("wrote %s into %s", overrides, params_file)
     run_overrides = {"promote.accept_contract_change": True} if accept_contract_change else {}
     params = load_params(params_file, run_overrides or None)
-    specs = stage_specs(".")
-    check_pipeline(specs)
+    pipeline = DvcPipeline(".")
+    check_pipeline(pipeline)
     done: dict[str, str] = {}
     outcome: dict[str, Any] = {"stages": done, "report": str(Path(params.evaluate.out_dir) / "report.md")}
     try:
-        for stage in STAGES:
-            try:
-                run_step(
-                    stage, specs, params, params_file, done, force_retrain and stage.command == "train", run_overrides
-                )
-            finally:
-                PUBLISH.get(stage.name, lambda _: None)(params)
-            if stage.name == "drift":
-                outcome["drift"] = read_json(params.drift.report)
+        try:
+            for stage in STAGES:
+                try:
+                    retrain_now = force_retrain and stage.command == "train"
+                    run_step(stage, pipeline, params, params_file, done, retrain_now, run_overrides)
+                finally:
+                    PUBLISH.get(stage.name, lambda _: None)(params)
+                if stage.name == "drift":
+                    outcome["drift"] = read_json(params.drift.report)
+        finally:
+            pipeline.close()
         decision = read_json(params.promote.decision)
         outcome.update(metrics=headline(params), promotion=decision)
         publish_results(params, decision)
@@ -285,9 +286,9 @@ def retrain(
     return outcome
 
 
-def check_pipeline(specs: dict[str, StageSpec]) -> None:
+def check_pipeline(pipeline: DvcPipeline) -> None:
     """The registry and dvc.yaml (read by DVC's own parser) must hold the same stages in the same order."""
-    ours, theirs = [stage.name for stage in STAGES], list(specs)
+    ours, theirs = [stage.name for stage in STAGES], list(pipeline.specs)
     if ours != theirs:
         raise ParamsError(
             f"dvc.yaml's stages {theirs} differ from the flow's {ours}: the flow and `dvc repro` must "

@@ -1,4 +1,4 @@
-"""The `vaeops` command: a thin dispatcher over the stage modules (the same functions DVC and Prefect call)."""
+"""The `vaeops` command: a thin dispatcher over the stage registry (the same functions DVC and Prefect call)."""
 
 from __future__ import annotations
 

@@ -36,13 +36,13 @@ def test_every_promotion_is_kept_and_rollback_goes_to_the_one_before(project):
     promote_three(project)
     history = project / "champion-history"
     assert champions.kept(history) == ["vae@v1", "vae@v2", "vae@v3"]
-    assert [e["event"] for e in champions.load_history(history)["events"]] == ["promote"] * 3
+    assert [e.event for e in champions.load_history(history).events] == ["promote"] * 3
     assert champions.rollback(load_params()) == {"champion": "vae@v2", "previous": "vae@v3"}
     assert champion_version(project) == "vae@v2"
     assert champions.rollback(load_params(), "vae@v1")["champion"] == "vae@v1"
-    events = champions.load_history(history)["events"]
-    assert [(e["event"], e["model_version"]) for e in events[-2:]] == [("rollback", "vae@v2"), ("rollback", "vae@v1")]
-    assert events[-1]["previous"] == "vae@v2"
+    events = champions.load_history(history).events
+    assert [(e.event, e.model_version) for e in events[-2:]] == [("rollback", "vae@v2"), ("rollback", "vae@v1")]
+    assert events[-1].previous == "vae@v2"
     with pytest.raises(DataError, match="no earlier champion"):
         champions.rollback(load_params())
     with pytest.raises(DataError, match="'vae@v9' is not kept"):
@@ -77,7 +77,7 @@ def test_a_pinned_champion_is_kept_by_the_gate_until_unpinned(project):
     assert champion_version(project) == "vae@v1"
     champions.pin(load_params(), None)
     assert promote(load_params())["promoted"] and champion_version(project) == "vae@v2"
-    assert [e["event"] for e in champions.load_history(project / "champion-history")["events"]] == [
+    assert [e.event for e in champions.load_history(project / "champion-history").events] == [
         "promote",
         "pin",
         "unpin",
@@ -142,3 +142,16 @@ def test_the_install_record_says_how_the_champion_came_and_which_contract_change
         back["contract_change"] == "image_shape [28, 28] -> [8, 8], input_dim 784 -> 64"
         and back["contract_change_accepted"]
     )
+
+
+def test_a_history_or_pin_missing_keys_is_named(project):
+    promote_three(project)
+    history = project / "champion-history"
+    raw = json.loads((history / "history.json").read_text())
+    del raw["events"][0]["contract"]
+    (history / "history.json").write_text(json.dumps(raw))
+    with pytest.raises(DataError, match=r"history.json: key 'events.0.contract': Field required"):
+        champions.table(load_params())
+    (history / "pin.json").write_text('{"pinned": 7}')
+    with pytest.raises(DataError, match=r"pin.json: key 'pinned'"):
+        champions.pinned(history)

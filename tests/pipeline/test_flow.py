@@ -8,7 +8,6 @@ feed. The promotion gate's side of the lifecycle (challengers, contracts, rollba
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,34 +208,38 @@ def test_set_params_keeps_comments_and_refuses_unknown_keys(tmp_path):
     assert path.read_text() == before
 
 
-def test_fingerprint_follows_deps_and_listed_params_only(tmp_path, monkeypatch):
-    from vaeops.lifecycle.fingerprint import StageSpec, fingerprint, outputs_digest
+def test_dvc_says_which_stage_is_stale_and_records_one_that_ran(tmp_path, monkeypatch):
+    from vaeops.lifecycle.pipeline import DvcPipeline
 
     monkeypatch.chdir(tmp_path)
-    shutil.copy(REPO / "params.yaml", "params.yaml")
-    Path("a.txt").write_text("one")
-    Path("d").mkdir()
-    Path("d/b.bin").write_bytes(b"\x00")
-    spec = StageSpec("s", "vaeops s", ("a.txt", "d"), ("data.seed", "promote"), ("out",))
-    key = lambda: fingerprint(spec, load_params())  # noqa: E731
-    base = key()
-    set_params("params.yaml", {"data.val_fraction": 0.2})  # not a param of this stage
-    assert key() == base
-    for change in (
-        lambda: set_params("params.yaml", {"data.seed": 1}),
-        lambda: set_params("params.yaml", {"promote.nll_margin": 0.5}),  # a whole section is listed
-        lambda: Path("a.txt").write_text("two"),
-        lambda: Path("d/c.bin").write_bytes(b""),
-    ):
-        change()
-        assert key() != base
-        base = key()
-    assert outputs_digest(("out",)) == {"out": "missing"}
+    sh("git", "init", "-q", cwd=tmp_path)
+    sh("dvc", "init", "-q", cwd=tmp_path)
+    (tmp_path / "params.yaml").write_text("a: {x: 1, y: 2}\n")
+    (tmp_path / "in.txt").write_text("one")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  copy:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    params: [a.x]\n    outs: [out.txt]\n"
+    )
+    pipeline = DvcPipeline(tmp_path)
+    assert list(pipeline.specs) == ["copy"] and pipeline.specs["copy"].params == ("a.x",)
+    assert pipeline.stale("copy")  # never run
+    (tmp_path / "out.txt").write_text("one")
+    pipeline.record("copy")
+    assert pipeline.stale("copy") == []
+    (tmp_path / "params.yaml").write_text("a: {x: 1, y: 3}\n")  # a key the stage does not list
+    assert pipeline.stale("copy") == []
+    (tmp_path / "params.yaml").write_text("a: {x: 5, y: 3}\n")
+    assert "a.x" in " ".join(pipeline.stale("copy"))
+    (tmp_path / "params.yaml").write_text("a: {x: 1, y: 3}\n")
+    (tmp_path / "in.txt").write_text("two")
+    assert "in.txt" in " ".join(pipeline.stale("copy"))
+    (tmp_path / "in.txt").write_text("one")
+    (tmp_path / "out.txt").unlink()
+    assert "deleted" in " ".join(pipeline.stale("copy"))
 
 
 def test_the_flow_runs_exactly_the_stages_of_dvc_yaml(dvc_definition):
     import retrain
-    from vaeops.lifecycle.fingerprint import stage_specs
+    from vaeops.lifecycle.pipeline import stage_specs
 
     specs = stage_specs(dvc_definition)
     assert list(specs) == [stage.name for stage in retrain.STAGES]  # the same stages, in order

@@ -284,7 +284,8 @@ def test_training_leaves_the_thread_count_and_matmul_precision_as_it_found_them(
     assert (torch.get_num_threads(), torch.get_float32_matmul_precision()) == before
 
 
-def test_dvclive_opened_in_the_background_logs_and_reports_its_errors(tmp_path):
+def test_dvclive_opened_in_the_background_logs_and_reports_its_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # dvclive looks for a DVC repo from the working folder: not the checkout's
     live = BackgroundLive(tmp_path / "live", resume=False).get()
     live.log_metric("loss", 1.5)
     live.next_step()

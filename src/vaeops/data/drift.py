@@ -14,14 +14,34 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vaeops.bundle.manifest import PROFILE
+from vaeops.core.artifacts import Artifact, dump_artifact, read_artifact, write_artifact
 from vaeops.core.errors import ValidationFailed
-from vaeops.core.fileio import read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
-from vaeops.dataset.profile import FEATURES, profile
+from vaeops.dataset.profile import FEATURES, DataProfile, profile
 from vaeops.dataset.splits import load_split
+
+
+class DriftReport(Artifact):
+    """`reports/drift.json`: the verdict, each feature's score against the champion's data, and the thresholds."""
+
+    level: Literal["ok", "warn", "fail"]
+    comparable: bool
+    features: dict[str, dict[str, float | list[str]]]
+    scores: dict[str, float] = {}
+    messages: list[str]
+    reference: str
+    warn: float
+    fail: float
+    images: int
+
+
+class DriftGate(Artifact):
+    """`reports/drift_gate.json`: the verdict alone, what the train stages depend on."""
+
+    level: Literal["ok", "warn", "fail"]
 
 
 class DriftFailed(ValidationFailed):
@@ -68,8 +88,8 @@ def drift(params: Params) -> dict[str, Any]:
     current = profile(images, labels, params.validate.ink_threshold, cfg.sample)
     reference_path = Path(params.promote.champion_dir) / PROFILE
     if reference_path.is_file():
-        reference = read_json_object(reference_path, "champion data profile", ValidationFailed)
-        report = compare(reference, current, cfg.warn, cfg.fail)
+        reference = read_artifact(reference_path, DataProfile, "champion data profile", ValidationFailed)
+        report = compare(reference.model_dump(), current, cfg.warn, cfg.fail)
     else:
         report = {
             "level": "ok",
@@ -84,10 +104,12 @@ def drift(params: Params) -> dict[str, Any]:
         "fail": cfg.fail,
         "images": current["images"],
     }
-    write_json_atomic(cfg.report, report)
+    checked = DriftReport.model_validate(report)
+    write_artifact(cfg.report, checked)
     # The verdict alone, which training depends on: a new champion changes the scores, not (on the same data) the
     # verdict, so a rerun of this stage against it does not retrain every model.
-    write_json_atomic(cfg.gate, {"level": report["level"]})
+    write_artifact(cfg.gate, DriftGate(level=checked.level))
+    report = dump_artifact(checked)
     if report["level"] == "fail":
         raise DriftFailed(
             f"the new training data drifted from the champion's: {'; '.join(report['messages'])} "

@@ -10,7 +10,19 @@ from typing import Any
 
 import numpy as np
 
+from vaeops.core.artifacts import Artifact
+
 FEATURES = ("mean", "ink_fraction")
+
+
+class DataProfile(Artifact):
+    """`data_profile.json` in a champion bundle: what the drift check compares new training data with."""
+
+    image_shape: list[int]
+    images: int
+    class_shares: dict[str, float]
+    mean: list[float]
+    ink_fraction: list[float]
 
 
 def image_features(images: np.ndarray, ink_threshold: float) -> dict[str, np.ndarray]:

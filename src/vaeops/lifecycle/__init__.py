@@ -3,6 +3,6 @@
 promote reads the export bundle (`models/onnx/`), `reports/validation.json` and `reports/metrics.json`, re-scores
 champion and challenger on the same images (`rescore`), replaces `champion/` when the challenger passes, and writes
 `reports/promotion.json`; `champions` keeps every champion in `champion-history/` for
-`vaeops champion list|rollback|pin|unpin`; `record` runs `dvc commit` and `dvc push`; `fingerprint` hashes what each
-dvc.yaml stage reads, for the Prefect flow's task cache.
+`vaeops champion list|rollback|pin|unpin`; `record` runs `dvc commit` and `dvc push`; `pipeline` asks DVC which
+dvc.yaml stage is stale and records each stage the Prefect flow ran in dvc.lock.
 """

@@ -13,55 +13,79 @@ import argparse
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vaeops.bundle.install import INSTALL_RECORD, Contract, InstallRecord
 from vaeops.bundle.manifest import MANIFEST, Manifest, read_manifest, read_verified
-from vaeops.core.artifacts import write_artifact
+from vaeops.core.artifacts import Artifact, read_artifact, write_artifact
 from vaeops.core.errors import DataError, ParamsError
-from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
+from vaeops.core.fileio import atomic_directory
 from vaeops.core.params import Params, load_params
 
 HISTORY = "history.json"
 PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
 
 
-def load_history(history_dir: Path) -> dict[str, Any]:
+class Event(Artifact):
+    """One entry of the history: what happened to which model, when, on which data, with which input contract."""
+
+    event: Literal["promote", "rollback", "pin", "unpin"]
+    model_version: str
+    at: str
+    data_sha256: str | None
+    nll: float | None
+    dataset: str | None
+    contract: Contract
+    reasons: list[str] = []
+    previous: str | None = None
+    contract_change: str | None = None
+
+
+class History(Artifact):
+    """`history.json`: every promotion, rollback, pin and unpin, oldest first."""
+
+    events: list[Event] = []
+
+
+class Pin(Artifact):
+    """`pin.json`: the champion the gate must keep, or None."""
+
+    pinned: str | None
+
+
+def load_history(history_dir: Path) -> History:
     """The events; an empty history when none was written yet."""
     if not (history_dir / HISTORY).is_file():
-        return {"events": []}
-    history = read_json_object(history_dir / HISTORY, "champion history", DataError)
-    if not isinstance(history.get("events"), list):
-        raise DataError(f"{history_dir / HISTORY} has no 'events' list")
-    return history
+        return History()
+    return read_artifact(history_dir / HISTORY, History, "champion history", DataError)
 
 
 def pinned(history_dir: Path) -> str | None:
     """The pinned champion's version, or None."""
     if not (history_dir / PIN).is_file():
         return None
-    return read_json_object(history_dir / PIN, "champion pin", DataError).get("pinned")
+    return read_artifact(history_dir / PIN, Pin, "champion pin", DataError).pinned
 
 
-def event(kind: str, manifest: Manifest, **details: Any) -> dict[str, Any]:
+def event(kind: str, manifest: Manifest, **details: Any) -> Event:
     """One history entry: what happened to which model, when, on which data, with which input contract."""
-    return {
-        "event": kind,
-        "model_version": manifest.model_version,
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "data_sha256": manifest.data_sha256,
-        "nll": manifest.metrics.get("nll"),
-        "dataset": manifest.metrics.get("dataset"),
-        "contract": Contract.of(manifest).model_dump(),
+    nll, dataset = manifest.metrics.get("nll"), manifest.metrics.get("dataset")
+    return Event(
+        event=kind,
+        model_version=manifest.model_version,
+        data_sha256=manifest.data_sha256,
+        at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        nll=nll,
+        dataset=dataset,
+        contract=Contract.of(manifest),
         **details,
-    }
+    )
 
 
-def write_event(history_dir: Path, entry: dict[str, Any]) -> None:
+def write_event(history_dir: Path, entry: Event) -> None:
     """Append an event to the history in one atomic write."""
     history = load_history(history_dir)
-    history["events"].append(entry)
-    write_json_atomic(history_dir / HISTORY, history)
+    write_artifact(history_dir / HISTORY, History(events=[*history.events, entry]))
 
 
 def archive(champion_dir: Path, history_dir: Path, keep: int, reasons: list[str]) -> None:
@@ -71,7 +95,7 @@ def archive(champion_dir: Path, history_dir: Path, keep: int, reasons: list[str]
         shutil.copytree(champion_dir, staging, dirs_exist_ok=True)
     write_event(history_dir, event("promote", manifest, reasons=reasons))
     history = load_history(history_dir)
-    promoted = [e["model_version"] for e in history["events"] if e["event"] == "promote"]
+    promoted = [e.model_version for e in history.events if e.event == "promote"]
     keep_versions = set(promoted[-keep:]) | {pinned(history_dir), manifest.model_version}
     for folder in history_dir.iterdir():
         if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep_versions:
@@ -80,7 +104,7 @@ def archive(champion_dir: Path, history_dir: Path, keep: int, reasons: list[str]
 
 def kept(history_dir: Path) -> list[str]:
     """Versions with a copy on disk, in promotion order."""
-    order = [e["model_version"] for e in load_history(history_dir)["events"] if e["event"] == "promote"]
+    order = [e.model_version for e in load_history(history_dir).events if e.event == "promote"]
     present = [v for v in dict.fromkeys(order) if (history_dir / v / MANIFEST).is_file()]
     return present
 
@@ -142,7 +166,7 @@ def pin(params: Params, version: str | None) -> dict[str, Any]:
         )
     if current is None:
         raise DataError(f"there is no champion in {champion_dir}/ to pin or unpin")
-    write_json_atomic(history_dir / PIN, {"pinned": version})
+    write_artifact(history_dir / PIN, Pin(pinned=version))
     write_event(history_dir, event("pin" if version else "unpin", verified(champion_dir)))
     return {"pinned": version}
 
@@ -152,13 +176,12 @@ def table(params: Params) -> str:
     history_dir = Path(params.promote.history_dir)
     history, current = load_history(history_dir), current_version(Path(params.promote.champion_dir))
     lines = [f"{'when':20s} {'event':8s} {'version':22s} {'data':12s} {'NLL':>9s}  contract"]
-    for e in history["events"]:
-        nll = f"{e['nll']:.3f}" if isinstance(e.get("nll"), (int, float)) else "-"
-        contract = f"{e['contract'].get('image_shape')} {e['contract'].get('likelihood')}"
-        mark = " (current)" if e["model_version"] == current and e is history["events"][-1] else ""
+    for e in history.events:
+        nll = f"{e.nll:.3f}" if e.nll is not None else "-"
+        mark = " (current)" if e.model_version == current and e is history.events[-1] else ""
         lines.append(
-            f"{e['at']:20s} {e['event']:8s} {e['model_version']:22s} {str(e.get('data_sha256'))[:12]:12s} "
-            f"{nll:>9s}  {contract}{mark}"
+            f"{e.at:20s} {e.event:8s} {e.model_version:22s} {str(e.data_sha256)[:12]:12s} "
+            f"{nll:>9s}  {e.contract.image_shape} {e.contract.likelihood}{mark}"
         )
     lines.append(
         f"champion: {current or 'none'}; pinned: {pinned(history_dir) or 'none'}; kept for rollback: "

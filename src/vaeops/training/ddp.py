@@ -74,15 +74,6 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: Dist) -> torch.Tensor:
     return tensor
 
 
-def broadcast_flag(flag: bool, ctx: Dist, device: torch.device) -> bool:
-    """Rank 0's decision (stop early, diverged) for every rank, so all leave the loop on the same epoch."""
-    if not ctx.enabled:
-        return flag
-    value = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
-
-
 def weights_digest(module: nn.Module) -> str:
     """sha256 over the raw bytes of every parameter and buffer: equal digests mean bitwise-equal weights."""
     digest = hashlib.sha256()

@@ -5,8 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vaeops.core.artifacts import rounded
-from vaeops.core.fileio import write_bytes_atomic, write_json_atomic
+from vaeops.core.artifacts import Artifact, write_artifact
+from vaeops.core.fileio import write_bytes_atomic
+
+
+class Replicate(Artifact):
+    """One training seed's run."""
+
+    seed: int
+    best_val_loss: float
+    best_epoch: int
+    folder: str
+
+
+class ReplicateChoice(Artifact):
+    """`models/<variant>/replicates.json`: every seed's run and the one chosen, by which rule."""
+
+    selected_seed: int
+    rule: str
+    replicates: list[Replicate]
 
 
 def select_replicate(runs: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
@@ -28,7 +45,7 @@ def select_replicate(runs: list[dict[str, Any]], out_dir: Path) -> dict[str, Any
             for run in runs
         ],
     }
-    write_json_atomic(out_dir / "replicates.json", rounded(choice))
+    write_artifact(out_dir / "replicates.json", ReplicateChoice.model_validate(choice))
     return {
         **best,
         **choice,
