@@ -97,7 +97,7 @@ TASKS = {stage.name: stage_task(stage) for stage in STAGES}
 
 @task(name="record", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[10, 30, 60], retry_condition_fn=transient)
 def record_task(root: str) -> dict[str, Any]:
-    """`dvc commit` so dvc.lock matches this run, check `dvc status` is clean, `dvc push` to the default remote."""
+    """Check `dvc status` is clean (each stage was committed as it ran), `dvc push` to the default remote."""
     return dvc_record.record(root)
 
 

@@ -10,6 +10,7 @@ import yaml
 from sklearn.datasets import load_digits
 
 from helpers import complete_params
+from vaeops.core.errors import ValidationFailed
 from vaeops.core.params import load_params
 from vaeops.data.drift import DriftFailed, compare, drift, profile
 from vaeops.dataset.splits import write_prepared
@@ -84,3 +85,14 @@ def test_the_stage_reports_and_stops_before_training_on_a_broken_feed(project):
         drift(load_params())
     report = json.loads((project / "reports" / "drift.json").read_text())
     assert report["level"] == "fail" and report["scores"]["ink_fraction"] > 0.3
+    assert json.loads((project / "reports" / "drift_gate.json").read_text()) == {"level": "fail"}
+
+
+def test_a_champion_profile_missing_a_key_is_named(project):
+    write_feed(IMAGES)
+    (project / "champion").mkdir()
+    broken = digits_profile(IMAGES[: len(IMAGES) // 2], LABELS[: len(LABELS) // 2])
+    del broken["class_shares"]
+    (project / "champion" / "data_profile.json").write_text(json.dumps(broken))
+    with pytest.raises(ValidationFailed, match=r"data_profile.json: key 'class_shares': Field required"):
+        drift(load_params())

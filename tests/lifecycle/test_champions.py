@@ -75,7 +75,11 @@ def test_a_pinned_champion_is_kept_by_the_gate_until_unpinned(project):
     decision = promote(load_params())
     assert not decision["promoted"] and "fail: champion vae@v1 is pinned" in "\n".join(decision["reasons"])
     assert champion_version(project) == "vae@v1"
-    champions.pin(load_params(), None)
+    with pytest.raises(ParamsError, match="champion vae@v0 is not pinned"):
+        champions.unpin(load_params(), "vae@v0")  # a version never pinned: refused, nothing written
+    champions.unpin(load_params(), "vae@v1")
+    with pytest.raises(ParamsError, match="not pinned .pinned: none.; nothing to unpin"):
+        champions.unpin(load_params())
     assert promote(load_params())["promoted"] and champion_version(project) == "vae@v2"
     assert [e.event for e in champions.load_history(project / "champion-history").events] == [
         "promote",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from helpers import evaluation_metrics, write_stand_in_export
 from onnx_helpers import make_checkpoint, make_project
+from vaeops.core.errors import ModelFileError
 from vaeops.core.fileio import sha256_file
 from vaeops.core.params import load_params
 from vaeops.dataset.splits import manifest_sha256
@@ -99,3 +101,14 @@ def test_another_input_contract_needs_an_explicit_decision(tmp_path):
     accepted = candidate(tmp_path, data_sha, stored_nll=99.0, likelihood="gaussian", accept=True)
     assert accepted["promoted"]
     assert "pass: input contract changes (likelihood bernoulli -> gaussian): accepted" in "\n".join(accepted["reasons"])
+
+
+def test_a_champion_checkpoint_replaced_by_another_models_is_refused(tmp_path):
+    data_sha = setup(tmp_path)
+    assert candidate(tmp_path, data_sha, stored_nll=40.0)["promoted"]
+    kept = tmp_path / "champion" / "checkpoint.pt"
+    other = tmp_path / "other.pt"
+    make_checkpoint(other, data_sha, seed=7)
+    kept.write_bytes(other.read_bytes())
+    with pytest.raises(ModelFileError, match="is not the champion's checkpoint"):
+        candidate(tmp_path, data_sha, stored_nll=10.0)

@@ -140,6 +140,22 @@ BAD = [
     ("unknown output", "encoder", oip_body([x_input()], outputs=[{"name": "sigma"}]), 400, "unknown output"),
     ("unknown model", "nope", oip_body([x_input()]), 404, "unknown model"),
     ("empty batch", "encoder", oip_body([x_input(rows=0, data=[])]), 400, "empty batch"),
+    # Triton refuses a non-boolean flag; a string "false" must not be read as true.
+    (
+        "string binary_data_output",
+        "encoder",
+        (json.dumps({"inputs": [x_input()], "parameters": {"binary_data_output": "false"}}).encode(), {}),
+        400,
+        "'binary_data_output' must be a JSON boolean",
+    ),
+    (
+        "string binary_data",
+        "encoder",
+        oip_body([x_input()], outputs=[{"name": "mu", "parameters": {"binary_data": "no"}}]),
+        400,
+        "'binary_data' must be a JSON boolean",
+    ),
+    ("unicode digit length", "encoder", (oip_body([x_input()])[0], {HEADER: "²".encode()}), 400, HEADER),
 ]
 
 

@@ -13,7 +13,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from onnx_helpers import make_checkpoint, make_project
-from vaeops.core.errors import ModelFileError
+from vaeops.core.errors import ExportError, ModelFileError
 from vaeops.core.fileio import sha256_file
 from vaeops.core.params import load_params
 from vaeops.dataset.splits import manifest_sha256
@@ -91,6 +91,40 @@ def test_a_tampered_export_writes_nothing(exported):
     with pytest.raises(ModelFileError, match="decoder.onnx does not match"):
         write_repository(params.export.out_dir, root / "triton", 8, 0)
     assert not (root / "triton").exists()
+
+
+def test_a_users_file_or_folder_at_the_target_is_refused_and_kept(exported, tmp_path):
+    root, params, _ = exported
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ExportError, match="is a file, not a Triton repository folder"):
+        write_repository(params.export.out_dir, mine, 8, 0)
+    assert mine.read_text() == "my notes" and sorted(p.name for p in tmp_path.iterdir()) == before
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(b"cat")
+    with pytest.raises(ExportError, match="holds cat.jpg"):
+        write_repository(params.export.out_dir, folder, 8, 0)
+    assert [p.name for p in folder.iterdir()] == ["cat.jpg"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaeops.cli",
+            "triton-repo",
+            "--params",
+            str(root / "params.yaml"),
+            "-S",
+            f"serve.model_dir={params.export.out_dir}",
+            "-S",
+            f"serve.triton_repo={mine}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_writes_the_repository_of_serve_model_dir(exported):

@@ -209,6 +209,8 @@ def test_a_resumed_run_matches_an_uninterrupted_one_bitwise(params_for, project,
     }
     whole = train(params_for(**changes, train__epochs=4, train__out_dir="whole"))
     train(params_for(**changes, train__epochs=2, train__out_dir="split"))
+    # A kill while dvclive rewrote its summary leaves it empty: the resume must not depend on it.
+    (project / "reports" / "train" / "vae" / "metrics.json").write_text("")
     resumed = train(params_for(**changes, train__epochs=4, train__out_dir="split"), resume=True)
     assert resumed["weights_sha256"] == whole["weights_sha256"]
     history = lambda out: load_checkpoint(project / out / "vae" / "last.pt")["run"]["history"]  # noqa: E731

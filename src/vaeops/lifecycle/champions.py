@@ -171,6 +171,14 @@ def pin(params: Params, version: str | None) -> dict[str, Any]:
     return {"pinned": version}
 
 
+def unpin(params: Params, version: str | None = None) -> dict[str, Any]:
+    """Unpin the pinned champion; with nothing pinned, or naming a version that is not the pinned one, refuse."""
+    pinned_now = pinned(Path(params.promote.history_dir))
+    if pinned_now is None or version not in (None, pinned_now):
+        raise ParamsError(f"champion {version or ''} is not pinned (pinned: {pinned_now or 'none'}); nothing to unpin")
+    return pin(params, None)
+
+
 def table(params: Params) -> str:
     """`vaeops champion list`: one line per event, the current and pinned champion marked."""
     history_dir = Path(params.promote.history_dir)
@@ -212,5 +220,5 @@ def run_cli(args: argparse.Namespace) -> None:
             raise ParamsError("pin needs the VERSION of the current champion (see `vaeops champion list`)")
         print(f"pinned: {pin(params, args.version)['pinned']}; the gate keeps it until `vaeops champion unpin`")
     else:
-        pin(params, None)
+        unpin(params, args.version)
         print("unpinned: the gate may replace the champion again")

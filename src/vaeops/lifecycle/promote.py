@@ -25,8 +25,8 @@ from vaeops.bundle.manifest import (
 )
 from vaeops.bundle.reports import EvaluationMetrics, ModelVerdict, PromotionDecision
 from vaeops.core.artifacts import dump_artifact, read_artifact, write_artifact
-from vaeops.core.errors import DataError
-from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
+from vaeops.core.errors import DataError, ModelFileError
+from vaeops.core.fileio import atomic_directory, read_json_object, sha256_file, write_json_atomic
 from vaeops.core.params import Params, load_params
 from vaeops.dataset.profile import profile
 from vaeops.dataset.splits import load_split
@@ -79,6 +79,13 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     manifest, _ = verify_export(champion_dir)
     numbers = model_metrics(champion_dir / METRICS, manifest.variant, "champion metrics")
     kept = champion_dir / CHECKPOINT
+    # The gate re-scores the champion with these weights: only those the manifest names may stand for it.
+    if kept.is_file() and sha256_file(kept) != manifest.checkpoint_sha256:
+        raise ModelFileError(
+            f"{kept} is not the champion's checkpoint (sha256 {sha256_file(kept)[:12]}..., the manifest names "
+            f"{manifest.checkpoint_sha256[:12]}...); refusing to re-score the champion with other weights: restore "
+            "it (`dvc checkout champion`, or `vaeops champion rollback`)"
+        )
     return {
         "model_version": manifest.model_version,
         "data_sha256": manifest.data_sha256,

@@ -93,7 +93,8 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
     if header_length is None:
         header, binary = body, memoryview(b"")
     else:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        # ASCII digits only: str.isdigit() also takes "²" and other Unicode digits, which int() then refuses.
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise ProtocolError(f"{HEADER_LENGTH} {header_length!r} is not a length within the {len(body)}-byte body")
         header, binary = body[: int(header_length)], memoryview(body)[int(header_length) :]
     try:
@@ -116,7 +117,7 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
 
 def requested_outputs(request: dict[str, Any], names: list[str]) -> dict[str, bool]:
     """Output name -> whether to send it as binary; all outputs when the request names none."""
-    default = bool(_object(request.get("parameters") or {}, "request parameters").get("binary_data_output", False))
+    default = _flag(_object(request.get("parameters") or {}, "request parameters"), "binary_data_output", False)
     entries = request.get("outputs")
     if entries is None:
         return {name: default for name in names}
@@ -130,8 +131,17 @@ def requested_outputs(request: dict[str, Any], names: list[str]) -> dict[str, bo
         parameters = _object(entry.get("parameters") or {}, f"output {name!r} parameters")
         if "classification" in parameters:
             raise ProtocolError("the classification extension is not supported")
-        wanted[name] = bool(parameters.get("binary_data", default))
+        wanted[name] = _flag(parameters, "binary_data", default)
     return wanted
+
+
+def _flag(parameters: dict[str, Any], key: str, default: bool) -> bool:
+    """A boolean parameter; as Triton does, anything but a JSON true or false is refused (the string "false" is not
+    false)."""
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"parameter {key!r} must be a JSON boolean (true or false), got {value!r}")
+    return value
 
 
 def build_response(

@@ -14,9 +14,18 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from vaeops.core.errors import VaeopsError
 from vaeops.serving.dataplane import DataPlane
 
 STATIC = Path(__file__).parent / "static"
+
+
+class ReportUnavailable(VaeopsError):
+    """The evaluation report on disk is not readable text."""
+
+    http_status = 503
+
+
 REPORT_CSS = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}"
@@ -34,8 +43,13 @@ class ExplainRequest(BaseModel):
 
 
 def report_html(report: Path) -> str:
-    """The evaluation report rendered from Markdown, its figures served under /report/plots/."""
-    body = markdown.markdown(report.read_text(encoding="utf-8"), extensions=["tables"])
+    """The evaluation report rendered from Markdown, its figures served under /report/plots/; a report that cannot be
+    read is a 503 with the reason (the server is fine, the file on disk is not)."""
+    try:
+        text = report.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportUnavailable(f"the evaluation report {report} cannot be read: {exc}") from None
+    body = markdown.markdown(text, extensions=["tables"])
     body = body.replace('src="plots/', 'src="/report/plots/')  # the report links its figures relative to itself
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>vaeops report</title>"

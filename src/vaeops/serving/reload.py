@@ -43,6 +43,11 @@ def manifest_digest(model_dir: Path) -> str | None:
     return sha256_bytes(data + (record.read_bytes() if record.is_file() else b""))
 
 
+def now() -> str:
+    """The time of a reload outcome, as /health reports it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 class ModelHolder:
     """The model being served, its version history in this process, and the outcome of the last reload."""
 
@@ -73,7 +78,11 @@ class ModelHolder:
         serves now. A refusal keeps the old model and is recorded in last_reload_error."""
         with self.lock:
             digest = manifest_digest(self.model_dir)
-            if digest is None or (not force and digest in (self.digest, self.refused)):
+            if digest is None:
+                # Nothing to load (the folder or its manifest gone): say so, and keep serving the old model.
+                self.last_error = f"{now()}: refused {self.model_dir}: it has no readable {MANIFEST}"
+                return False
+            if not force and digest in (self.digest, self.refused):
                 return False
             started = time.perf_counter()
             try:
@@ -88,9 +97,7 @@ class ModelHolder:
                     )
             except VaeopsError as exc:
                 self.refused = digest
-                self.last_error = (
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: refused {self.model_dir}: {exc}"
-                )
+                self.last_error = f"{now()}: refused {self.model_dir}: {exc}"
                 LOG.warning("refused to reload %s: %s", self.model_dir, exc)
                 return False
             if self.on_swap is not None:

@@ -87,18 +87,13 @@ def write_repository(
     model_dir, repo = Path(model_dir), Path(repo)
     manifest = read_manifest(model_dir)
     graphs = {name: read_listed_file(model_dir, manifest.graphs[name], name) for name in GRAPHS}  # sha256-checked bytes
+    check_target(repo)
     version, new = next_version(repo, graphs)
     if new:
-        with atomic_directory(repo) as staging:
-            if repo.is_dir():
-                shutil.copytree(repo, staging, dirs_exist_ok=True)  # earlier versions stay for rollback
-            for name, data in graphs.items():
-                model = onnx.load_from_string(data)
-                (staging / name / str(version)).mkdir(parents=True)
-                (staging / name / str(version) / MODEL_FILE).write_bytes(data)
-                (staging / name / CONFIG).write_text(
-                    config_text(name, model, max_batch_size, queue_delay_us, manifest.model_version), encoding="utf-8"
-                )
+        try:
+            write_versions(repo, graphs, version, max_batch_size, queue_delay_us, manifest.model_version)
+        except OSError as exc:
+            raise ExportError(f"cannot write the Triton repository {repo}: {exc.strerror or exc}") from None
     return {
         "repository": str(repo),
         "version": version,
@@ -106,6 +101,34 @@ def write_repository(
         "model_version": manifest.model_version,
         "models": list(graphs),
     }
+
+
+def check_target(repo: Path) -> None:
+    """Write only where nothing but an earlier repository of these graphs stands: never move a user's file away."""
+    if repo.exists() and not repo.is_dir():
+        raise ExportError(f"{repo} is a file, not a Triton repository folder; choose another serve.triton_repo")
+    foreign = sorted(p.name for p in repo.iterdir() if p.name not in GRAPHS) if repo.is_dir() else []
+    if foreign:
+        raise ExportError(
+            f"{repo} holds {', '.join(foreign[:5])}, which no vaeops Triton repository has; choose an "
+            "empty or new folder for serve.triton_repo"
+        )
+
+
+def write_versions(
+    repo: Path, graphs: dict[str, bytes], version: int, max_batch_size: int, queue_delay_us: int, model_version: str
+) -> None:
+    """Add `version` of every graph, with its config, in one atomic swap of the repository."""
+    with atomic_directory(repo) as staging:
+        if repo.is_dir():
+            shutil.copytree(repo, staging, dirs_exist_ok=True)  # earlier versions stay for rollback
+        for name, data in graphs.items():
+            model = onnx.load_from_string(data)
+            (staging / name / str(version)).mkdir(parents=True)
+            (staging / name / str(version) / MODEL_FILE).write_bytes(data)
+            (staging / name / CONFIG).write_text(
+                config_text(name, model, max_batch_size, queue_delay_us, model_version), encoding="utf-8"
+            )
 
 
 def triton_repo(params: Params) -> dict[str, Any]:

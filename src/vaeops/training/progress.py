@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,7 +61,20 @@ def open_live(directory: Path, resume: bool):
         Live,  # imported late: it pulls in DVC, which `vaeops train --help` does not need
     )
 
+    summary = directory / "metrics.json"
+    if resume and summary.is_file() and not _readable_json(summary):
+        # A kill while dvclive rewrote its summary leaves it empty or cut: dvclive would fail to resume on it, and it
+        # holds nothing the checkpoint lacks (the step comes from the checkpoint, the next epoch rewrites it).
+        summary.unlink()
     return Live(dir=str(directory), resume=resume, save_dvc_exp=False, dvcyaml=False, report=None)
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class BackgroundLive:

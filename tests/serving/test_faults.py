@@ -1,0 +1,51 @@
+"""Files gone bad on disk under a running app: each answer names the problem with a 4xx/503, never a bare 500."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from vaeops.core.params import ServeParams
+from vaeops.serving.serve import create_app
+
+
+@pytest.fixture
+def app_on_copy(serve_project, tmp_path):
+    """An in-process app (reload polling off) over a copy of the exported model and a report folder."""
+    root = serve_project[0]
+    model_dir, reports = tmp_path / "model", tmp_path / "reports"
+    shutil.copytree(root / "models" / "onnx", model_dir)
+    reports.mkdir()
+    (reports / "report.md").write_text("# report\n")
+    app = create_app(ServeParams(model_dir=str(model_dir), report_dir=str(reports), reload_seconds=0))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        yield client, model_dir, reports
+
+
+def test_a_tampered_gallery_is_a_503_naming_the_file(app_on_copy):
+    client, model_dir, _ = app_on_copy
+    (model_dir / "gallery.npz").write_bytes(b"not the gallery")
+    response = client.get("/gallery")
+    assert response.status_code == 503 and "gallery.npz does not match the export manifest" in response.json()["detail"]
+
+
+def test_a_report_that_is_not_utf8_is_a_503_with_the_reason(app_on_copy):
+    client, _, reports = app_on_copy
+    assert client.get("/report").status_code == 200
+    (reports / "report.md").write_bytes(b"\xff\xfe not text")
+    response = client.get("/report")
+    assert response.status_code == 503 and "cannot be read" in response.json()["detail"]
+
+
+def test_a_reload_of_a_folder_without_its_manifest_is_refused_with_the_reason(app_on_copy):
+    client, model_dir, _ = app_on_copy
+    version = client.get("/health").json()["model_version"]
+    (model_dir / "manifest.json").unlink()
+    response = client.post("/admin/reload")
+    assert response.status_code == 409 and not response.json()["reloaded"]
+    assert "no readable manifest.json" in response.json()["last_reload_error"]
+    health = client.get("/health").json()
+    assert health["model_version"] == version and "no readable manifest.json" in health["last_reload_error"]
+    assert client.post("/encode", json={"images": [[0.5] * 8] * 8}).status_code == 200  # the old model serves on
