@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(__file__).resolve().parents[1] / ".prefect" / "storage"))
 from retrain import retrain  # noqa: E402  (flows/ is not a package: the entry script's folder)
 from vaeops.core.errors import VaeopsError  # noqa: E402
-from vaeops.core.params import load_params, parse_assignments  # noqa: E402
+from vaeops.core.params import add_assignments_option, load_params, parse_assignments  # noqa: E402
 
 NAME = "nightly"
 CRON = "0 3 * * *"  # 03:00 every day (UTC unless --timezone says otherwise)
@@ -63,15 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timezone", default="UTC", help="IANA time zone of the schedule, e.g. Europe/Berlin (default: %(default)s)"
     )
     parser.add_argument("--params", default="params.yaml", help="params file each run reads")
-    parser.add_argument(
-        "-S",
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        dest="assignments",
-        help="a params.yaml key every run sets (repeatable), e.g. -S data.source_dir=/data/incoming",
-    )
+    add_assignments_option(parser, "a params.yaml key every run sets (repeatable), e.g. -S data.source_dir=DIR")
     parser.add_argument("--force-retrain", action="store_true", help="every run retrains, even with nothing changed")
     parser.add_argument(
         "--accept-contract-change",

@@ -1,5 +1,6 @@
-"""Retraining as a Prefect 3 flow: prepare, validate, drift, train (vae, plugin, autoencoder), evaluate, export,
-promote.
+"""Retraining as a Prefect 3 flow: the pipeline's stages run, gated, promoted and recorded with DVC.
+
+The stages: prepare, validate, drift, train (vae, plugin, autoencoder), evaluate, export, promote, then record.
 
 Every task calls the same stage function as `vaeops <stage>` and `dvc repro`, from the one registry (vaeops.stages).
 DVC's own status says whether a stage changed since dvc.lock (its command, deps, params, outs); an unchanged stage is
@@ -48,7 +49,7 @@ from vaeops.core.errors import (  # noqa: E402
     VaeopsError,
     ValidationFailed,
 )
-from vaeops.core.params import Params, load_params, parse_assignments  # noqa: E402
+from vaeops.core.params import Params, add_assignments_option, load_params, parse_assignments  # noqa: E402
 from vaeops.lifecycle import record as dvc_record  # noqa: E402
 from vaeops.lifecycle.pipeline import DvcPipeline, extras_digest  # noqa: E402
 from vaeops.stages import STAGES, Stage  # noqa: E402
@@ -338,15 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     """`python flows/retrain.py`: one run of the flow, then the summary on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument(
-        "-S",
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        dest="assignments",
-        help="set a params.yaml key for this and later runs (written into the file, as `dvc exp run "
-        "-S` does; repeatable), e.g. -S data.dataset=mnist -S data.source_dir=DIR",
+    add_assignments_option(
+        parser,
+        "set a params.yaml key for this and later runs (written into the file, as `dvc exp run -S` does; "
+        "repeatable), e.g. -S data.dataset=mnist -S data.source_dir=DIR",
     )
     parser.add_argument("--force-retrain", action="store_true", help="retrain even if nothing changed")
     parser.add_argument(

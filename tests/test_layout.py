@@ -4,6 +4,7 @@ dvc.yaml deps that name a stage's package and its libraries, tests that mirror t
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -68,11 +69,17 @@ STAGE_PACKAGE = {
 }
 
 
-def vaeops_packages_used(package: str) -> set[str]:
-    """The vaeops packages `package` stands on: itself, and every package its modules import, transitively."""
+@functools.cache
+def import_graph():
+    """vaeops's import graph, built once (grimp, the library under import-linter); no cache folder in the checkout."""
     import grimp
 
-    graph = grimp.build_graph("vaeops", cache_dir=None)  # no cache folder in the checkout
+    return grimp.build_graph("vaeops", cache_dir=None)
+
+
+def vaeops_packages_used(package: str) -> set[str]:
+    """The vaeops packages `package` stands on: itself, and every package its modules import, transitively."""
+    graph = import_graph()
     top = lambda module: module.split(".")[1] if module.count(".") else None  # noqa: E731
     used, todo = set(), [package]
     while todo:

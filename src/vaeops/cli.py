@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from vaeops.core.errors import VaeopsError
-from vaeops.core.params.loader import parse_assignments
+from vaeops.core.params.loader import add_assignments_option, parse_assignments
 from vaeops.stages import commands
 
 
@@ -18,15 +18,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in commands().items():
         subparser = sub.add_parser(name, help=help_text, description=help_text)
         subparser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
-        subparser.add_argument(
-            "-S",
-            "--set",
-            action="append",
-            default=[],
-            metavar="SECTION.KEY=VALUE",
-            dest="assignments",
-            help="override one params.yaml key for this command (repeatable; the value is YAML)",
-        )
+        add_assignments_option(subparser, "override one params.yaml key for this command (repeatable; YAML value)")
         subparser.set_defaults(module=module_name)
         if name == command:
             add_arguments = getattr(importlib.import_module(module_name), "add_arguments", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,13 @@ class Params(BaseModel):
 # params.yaml section -> Params field; each field's type is that section's model.
 SECTIONS = {name.rstrip("_"): name for name in Params.model_fields if name != "path"}
 SECTION_MODELS = {name: Params.model_fields[field].annotation for name, field in SECTIONS.items()}
+
+
+def add_assignments_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The `-S section.key=value` option (repeatable), collected into `assignments` for parse_assignments()."""
+    parser.add_argument(
+        "-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments", help=help_text
+    )
 
 
 def parse_assignments(assignments: list[str] | None) -> dict[str, Any]:
