@@ -258,10 +258,9 @@ def run_serve(*args: str, params: str) -> subprocess.CompletedProcess:
         (["-S", "serve.prot=80"], "override 'serve.prot': the 'serve' section has no key 'prot'"),
     ],
 )
-def test_bad_port_and_host_are_refused_naming_the_key(tmp_path, args, message):
-    params, _ = make_project(tmp_path)
-    export(params)
-    result = run_serve("-S", "serve.port=0", *args, params=str(tmp_path / "params.yaml"))
+def test_bad_port_and_host_are_refused_naming_the_key(serve_project, args, message):
+    root = serve_project[0]  # an exported model: the host is checked by the bind, after the model loads
+    result = run_serve("-S", "serve.port=0", *args, params=str(root / "params.yaml"))
     assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
 
 
