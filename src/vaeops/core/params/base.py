@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from vaeops.core.errors import ParamsError
 
@@ -18,6 +18,7 @@ def _number(value: Any) -> Any:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+Count = Annotated[int, Field(ge=1)]  # a size, K or count of which zero makes no sense: lists of them name the index
 
 
 class Section(BaseModel):

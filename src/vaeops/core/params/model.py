@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from vaeops.core.params.base import Number, Section
+from vaeops.core.params.base import Count, Number, Section
 
 Activation = Literal["relu", "tanh", "elu", "gelu", "softplus"]
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -18,17 +18,9 @@ MODEL_LIKELIHOODS = get_args(Likelihood)
 class ModelParams(Section):
     """`model` section: the VAE architecture (input size comes from the prepared data)."""
 
-    hidden: list[int] = [128]
+    hidden: list[Count] = [128]
     latent_dim: int = Field(8, ge=1)
     activation: Activation = "relu"
     likelihood: Likelihood = "bernoulli"
     gaussian_std: Literal["learned", "fixed"] = "learned"
     fixed_std: Number = Field(0.1, gt=0)
-
-    @field_validator("hidden")
-    @classmethod
-    def _sizes(cls, hidden: list[int]) -> list[int]:
-        for i, size in enumerate(hidden):
-            if size < 1:
-                raise ValueError(f"model.hidden[{i}] must be >= 1, got {size}")
-        return hidden

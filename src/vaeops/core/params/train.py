@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from vaeops.core.params.base import Number, Section
+from vaeops.core.params.base import Count, Number, Section
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class TrainParams(Section):
     kl_warmup_epochs: int = Field(0, ge=0)  # 0 = off
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(64, ge=1)
-    batch_size_schedule: list[int] = []
+    batch_size_schedule: list[Count] = []
     lr: Number = Field(1e-3, gt=0)
     adam_beta1: Number = Field(0.9, ge=0, lt=1)
     adam_beta2: Number = Field(0.999, ge=0, lt=1)
@@ -64,14 +64,6 @@ class TrainParams(Section):
     spread_samples: int = Field(8, ge=0)
     out_dir: str = "models"
     live_dir: str = "reports/train"
-
-    @field_validator("batch_size_schedule")
-    @classmethod
-    def _sizes(cls, schedule: list[int]) -> list[int]:
-        for i, size in enumerate(schedule):
-            if size < 1:
-                raise ValueError(f"train.batch_size_schedule[{i}] must be >= 1, got {size}")
-        return schedule
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainParams:
