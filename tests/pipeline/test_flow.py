@@ -7,7 +7,10 @@ feed. The promotion gate's side of the lifecycle (challengers, contracts, rollba
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -260,3 +263,23 @@ def test_dvc_runs_the_stages_in_the_registry_order(dvc_definition):
         edges = [(a.name, b.name) for a, b in repo.index.graph.edges]  # (dependent, dependency)
     assert edges and all(order.index(dependency) < order.index(dependent) for dependent, dependency in edges)
     assert ("train@vae", "drift") in edges
+
+
+def test_the_flow_refuses_a_bad_assignment_by_name_before_prefect_starts(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    before = (tmp_path / "params.yaml").read_bytes()
+    for assignment, message in (
+        ("train.epoch=3", "the 'train' section has no key 'epoch'"),
+        ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1"),
+    ):
+        result = subprocess.run(
+            [sys.executable, str(REPO / "flows" / "retrain.py"), "-S", assignment],
+            cwd=tmp_path,
+            env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert "Starting temporary server" not in result.stdout + result.stderr
+    assert (tmp_path / "params.yaml").read_bytes() == before
