@@ -159,3 +159,43 @@ def test_a_history_or_pin_missing_keys_is_named(project):
     (history / "pin.json").write_text('{"pinned": 7}')
     with pytest.raises(DataError, match=r"pin.json: key 'pinned'"):
         champions.pinned(history)
+
+
+def test_a_second_writer_is_refused_with_a_message_while_one_holds_the_champion(project):
+    write_candidate(project, "vae@v1", nll=30.0)
+    promote(load_params())
+    write_candidate(project, "vae@v2", nll=20.0)
+    with champions.writer_lock(project / "champion-history"):  # another process would hold it like this
+        result = subprocess.run(
+            [sys.executable, "-m", "vaeops.cli", "promote"], cwd=project, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2 and "holds" in result.stderr and ".writer.lock" in result.stderr
+        assert champion_version(project) == "vae@v1"
+    assert promote(load_params())["promoted"] and champion_version(project) == "vae@v2"
+
+
+def test_two_promotions_at_once_always_leave_the_decision_champion_and_history_consistent(project):
+    write_candidate(project, "vae@v0", nll=40.0)
+    promote(load_params())
+    for round_ in range(1, 6):
+        write_candidate(project, f"vae@v{round_}", nll=40.0 - round_)
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "vaeops.cli", "promote"],
+                cwd=project,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        outcomes = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+        for code, err in outcomes:  # each either ran the gate or was refused by the lock, with a message
+            assert code == 0 or (code == 2 and "holds" in err), err
+        decision = json.loads((project / "reports" / "promotion.json").read_text())
+        served = champion_version(project)
+        assert served == f"vae@v{round_}" == decision["champion"]
+        assert champions.verified(project / "champion").model_version == served
+        events = champions.load_history(project / "champion-history").events
+        assert [e.model_version for e in events if e.event == "promote"][-1] == served
+        assert champions.kept(project / "champion-history")[-1] == served

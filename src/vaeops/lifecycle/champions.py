@@ -10,19 +10,50 @@ the gate.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from filelock import FileLock, Timeout
 
 from vaeops.bundle.install import INSTALL_RECORD, Contract, InstallRecord
 from vaeops.bundle.manifest import MANIFEST, Manifest, read_manifest, read_verified
 from vaeops.core.artifacts import Artifact, read_artifact, write_artifact
-from vaeops.core.errors import DataError, ParamsError
+from vaeops.core.errors import DataError, ParamsError, VaeopsError
 from vaeops.core.fileio import atomic_directory
 from vaeops.core.params import Params, load_params
 
 HISTORY = "history.json"
+R = TypeVar("R")
+LOCK = ".writer.lock"  # held by promote, rollback, pin and unpin: one writer of the champion at a time
+_LOCKS: dict[Path, FileLock] = {}  # one lock object per file, so a holder may take it again (pin inside unpin)
+
+
+class ChampionBusy(VaeopsError):
+    """Another promotion, rollback, pin or unpin is changing the champion right now."""
+
+
+@contextmanager
+def writer_lock(history_dir: Path) -> Iterator[None]:
+    """Be the only writer of the champion, its history and the decision; refuse at once, naming the lock, when
+    another process is (filelock: an OS lock, released by the OS if its holder dies)."""
+    history_dir.mkdir(parents=True, exist_ok=True)
+    path = (history_dir / LOCK).resolve()
+    lock = _LOCKS.setdefault(path, FileLock(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ChampionBusy(f"another promotion, rollback, pin or unpin holds {path}; try again when it ends") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 PIN = "pin.json"  # apart from the history: the flow's cache key for the gate includes it, not every event
 
 
@@ -58,6 +89,17 @@ def load_history(history_dir: Path) -> History:
     if not (history_dir / HISTORY).is_file():
         return History()
     return read_artifact(history_dir / HISTORY, History, "champion history", DataError)
+
+
+def locked(command: Callable[..., R]) -> Callable[..., R]:
+    """Run a command that changes the champion (its first argument the params) as the only writer."""
+
+    @functools.wraps(command)
+    def run(params: Params, *args: Any, **kwargs: Any) -> R:
+        with writer_lock(Path(params.promote.history_dir)):
+            return command(params, *args, **kwargs)
+
+    return run
 
 
 def pinned(history_dir: Path) -> str | None:
@@ -127,6 +169,7 @@ def current_manifest(champion_dir: Path) -> Manifest | None:
     return read_manifest(champion_dir)
 
 
+@locked
 def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     """Install a kept champion (default: the one promoted before the current one) as the champion."""
     champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
@@ -155,6 +198,7 @@ def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     return {"champion": version, "previous": current}
 
 
+@locked
 def pin(params: Params, version: str | None) -> dict[str, Any]:
     """Pin the current champion (it must be `version`) so the gate keeps it, or unpin with version None."""
     champion_dir, history_dir = Path(params.promote.champion_dir), Path(params.promote.history_dir)
@@ -171,6 +215,7 @@ def pin(params: Params, version: str | None) -> dict[str, Any]:
     return {"pinned": version}
 
 
+@locked
 def unpin(params: Params, version: str | None = None) -> dict[str, Any]:
     """Unpin the pinned champion; with nothing pinned, or naming a version that is not the pinned one, refuse."""
     pinned_now = pinned(Path(params.promote.history_dir))

@@ -206,6 +206,7 @@ def install_champion(
     verify_export(champion_dir)
 
 
+@champions.locked  # one writer of the champion, its history and the decision at a time
 def promote(params: Params) -> dict[str, Any]:
     """Stage function: judge the exported model, replace the champion only if it wins, record the decision as JSON."""
     cfg = params.promote
