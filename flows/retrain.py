@@ -230,7 +230,7 @@ def run_step(
 
 
 # What each stage publishes as a Prefect artifact once it ends, failed or not.
-PUBLISH = {"validate": lambda params: publish_validation(params), "drift": lambda params: publish_drift(params)}
+PUBLISH = {"validate": publish_validation, "drift": publish_drift}
 
 
 @flow(name="vaeops-retrain", description=__doc__.splitlines()[0])

@@ -80,9 +80,10 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     numbers = model_metrics(champion_dir / METRICS, manifest.variant, "champion metrics")
     kept = champion_dir / CHECKPOINT
     # The gate re-scores the champion with these weights: only those the manifest names may stand for it.
-    if kept.is_file() and sha256_file(kept) != manifest.checkpoint_sha256:
+    found = sha256_file(kept) if kept.is_file() else manifest.checkpoint_sha256
+    if found != manifest.checkpoint_sha256:
         raise ModelFileError(
-            f"{kept} is not the champion's checkpoint (sha256 {sha256_file(kept)[:12]}..., the manifest names "
+            f"{kept} is not the champion's checkpoint (sha256 {found[:12]}..., the manifest names "
             f"{manifest.checkpoint_sha256[:12]}...); refusing to re-score the champion with other weights: restore "
             "it (`dvc checkout champion`, or `vaeops champion rollback`)"
         )
