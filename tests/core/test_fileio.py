@@ -43,7 +43,7 @@ def test_the_next_write_restores_a_folder_moved_aside_and_removes_stale_staging(
     (tmp_path / ".out.old" / "a").write_text("old")
     (tmp_path / ".out.x1y2.tmp").mkdir()
     (tmp_path / ".out.x1y2.tmp" / "a").write_text("half")
-    fileio._recover(tmp_path / "out")
+    fileio.clear_debris(tmp_path / "out")
     assert folder(tmp_path / "out") == {"a": "old"} and [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -78,7 +78,7 @@ def test_sigkill_at_random_instants_never_leaves_a_missing_or_mixed_folder(tmp_p
         time.sleep(0.05 + 0.037 * attempt)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        fileio._recover(target)  # what the next write does first
+        fileio.clear_debris(target)  # what the next write does first
         assert target.exists() or not written, f"no folder at all after kill {attempt}"
         written = written or target.exists()
         if target.exists():

@@ -11,7 +11,8 @@ from lifecycle_helpers import write_candidate
 from helpers import REPO, edit_params
 from vaeops.core.errors import DataError, ModelFileError, ParamsError
 from vaeops.core.params import load_params
-from vaeops.lifecycle import champions
+from vaeops.lifecycle import champions, writer
+from vaeops.lifecycle import history as hist
 from vaeops.lifecycle.promote import promote
 
 
@@ -35,12 +36,12 @@ def promote_three(project) -> None:
 def test_every_promotion_is_kept_and_rollback_goes_to_the_one_before(project):
     promote_three(project)
     history = project / "champion-history"
-    assert champions.kept(history) == ["vae@v1", "vae@v2", "vae@v3"]
-    assert [e.event for e in champions.load_history(history).events] == ["promote"] * 3
+    assert hist.kept(history) == ["vae@v1", "vae@v2", "vae@v3"]
+    assert [e.event for e in hist.load_history(history).events] == ["promote"] * 3
     assert champions.rollback(load_params()) == {"champion": "vae@v2", "previous": "vae@v3"}
     assert champion_version(project) == "vae@v2"
     assert champions.rollback(load_params(), "vae@v1")["champion"] == "vae@v1"
-    events = champions.load_history(history).events
+    events = hist.load_history(history).events
     assert [(e.event, e.model_version) for e in events[-2:]] == [("rollback", "vae@v2"), ("rollback", "vae@v1")]
     assert events[-1].previous == "vae@v2"
     with pytest.raises(DataError, match="no earlier champion"):
@@ -52,7 +53,7 @@ def test_every_promotion_is_kept_and_rollback_goes_to_the_one_before(project):
 def test_only_the_last_n_are_kept_but_never_the_current_one(project):
     edit_params(project / "params.yaml", {"promote.keep_champions": 2})
     promote_three(project)
-    assert champions.kept(project / "champion-history") == ["vae@v2", "vae@v3"]
+    assert hist.kept(project / "champion-history") == ["vae@v2", "vae@v3"]
     assert not (project / "champion-history" / "vae@v1").exists()
 
 
@@ -81,7 +82,7 @@ def test_a_pinned_champion_is_kept_by_the_gate_until_unpinned(project):
     with pytest.raises(ParamsError, match="not pinned .pinned: none.; nothing to unpin"):
         champions.unpin(load_params())
     assert promote(load_params())["promoted"] and champion_version(project) == "vae@v2"
-    assert [e.event for e in champions.load_history(project / "champion-history").events] == [
+    assert [e.event for e in hist.load_history(project / "champion-history").events] == [
         "promote",
         "pin",
         "unpin",
@@ -158,14 +159,14 @@ def test_a_history_or_pin_missing_keys_is_named(project):
         champions.table(load_params())
     (history / "pin.json").write_text('{"pinned": 7}')
     with pytest.raises(DataError, match=r"pin.json: key 'pinned'"):
-        champions.pinned(history)
+        hist.pinned(history)
 
 
 def test_a_second_writer_is_refused_with_a_message_while_one_holds_the_champion(project):
     write_candidate(project, "vae@v1", nll=30.0)
     promote(load_params())
     write_candidate(project, "vae@v2", nll=20.0)
-    with champions.writer_lock(project / "champion-history"):  # another process would hold it like this
+    with writer.writer_lock(project / "champion-history"):  # another process would hold it like this
         result = subprocess.run(
             [sys.executable, "-m", "vaeops.cli", "promote"], cwd=project, capture_output=True, text=True, timeout=120
         )
@@ -196,6 +197,20 @@ def test_two_promotions_at_once_always_leave_the_decision_champion_and_history_c
         served = champion_version(project)
         assert served == f"vae@v{round_}" == decision["champion"]
         assert champions.verified(project / "champion").model_version == served
-        events = champions.load_history(project / "champion-history").events
+        events = hist.load_history(project / "champion-history").events
         assert [e.model_version for e in events if e.event == "promote"][-1] == served
-        assert champions.kept(project / "champion-history")[-1] == served
+        assert hist.kept(project / "champion-history")[-1] == served
+
+
+def test_every_file_of_the_champion_is_checked_before_promote_trusts_it(project):
+    promote_three(project)
+    listed = json.loads((project / "champion" / "install.json").read_text())["files"]
+    assert {"manifest.json", "metrics.json", "promotion.json"} <= set(listed)
+    (project / "champion" / "metrics.json").write_text('{"forged": true}')
+    write_candidate(project, "vae@v4", nll=27.0)
+    with pytest.raises(ModelFileError, match="metrics.json does not match its install.json"):
+        promote(load_params())
+    assert champion_version(project) == "vae@v3"
+    (project / "champion-history" / "vae@v2" / "promotion.json").write_text("{}")
+    with pytest.raises(ModelFileError, match="vae@v2/promotion.json does not match its install.json"):
+        champions.rollback(load_params())

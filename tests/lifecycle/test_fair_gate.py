@@ -110,5 +110,5 @@ def test_a_champion_checkpoint_replaced_by_another_models_is_refused(tmp_path):
     other = tmp_path / "other.pt"
     make_checkpoint(other, data_sha, seed=7)
     kept.write_bytes(other.read_bytes())
-    with pytest.raises(ModelFileError, match="is not the champion's checkpoint"):
+    with pytest.raises(ModelFileError, match="checkpoint.pt does not match its install.json"):
         candidate(tmp_path, data_sha, stored_nll=10.0)

@@ -7,6 +7,9 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
+from vaeops.bundle.install import INSTALL_RECORD, InstallRecord
+from vaeops.bundle.manifest import read_manifest
+from vaeops.core.artifacts import write_artifact
 from vaeops.core.params import ServeParams
 from vaeops.serving.serve import create_app
 
@@ -49,3 +52,14 @@ def test_a_reload_of_a_folder_without_its_manifest_is_refused_with_the_reason(ap
     health = client.get("/health").json()
     assert health["model_version"] == version and "no readable manifest.json" in health["last_reload_error"]
     assert client.post("/encode", json={"images": [[0.5] * 8] * 8}).status_code == 200  # the old model serves on
+
+
+def test_a_champion_file_changed_after_its_install_is_a_503_on_the_model_card(app_on_copy):
+    client, model_dir, _ = app_on_copy
+    (model_dir / "metrics.json").write_text('{"dataset": "digits", "models": {}}')
+    record = InstallRecord.make("promotion", read_manifest(model_dir), None, accepted=False)
+    write_artifact(model_dir / INSTALL_RECORD, record.listing(model_dir))
+    assert client.get("/model-card").json()["data"]["dataset"] == "digits"
+    (model_dir / "metrics.json").write_text('{"dataset": "forged", "models": {}}')
+    response = client.get("/model-card")
+    assert response.status_code == 503 and "metrics.json does not match its install.json" in response.json()["detail"]

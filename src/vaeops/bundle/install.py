@@ -5,11 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from vaeops.bundle.manifest import Manifest
+from vaeops.bundle.manifest import (
+    CHECKPOINT,
+    DECISION,
+    MANIFEST,
+    METRICS,
+    PROFILE,
+    FileEntry,
+    Manifest,
+    file_entry,
+    read_listed_file,
+    read_verified,
+)
 from vaeops.core.artifacts import Artifact, read_artifact
 from vaeops.core.errors import ModelFileError
 
 INSTALL_RECORD = "install.json"
+# What an install adds beside the export's graphs and gallery, each listed with its sha256 in the install record.
+INSTALLED_FILES = (MANIFEST, METRICS, DECISION, PROFILE, CHECKPOINT)
+RESTORE = "restore the champion (`dvc checkout champion`, or `vaeops champion rollback`)"
 
 
 class Contract(Artifact):
@@ -42,6 +56,13 @@ class InstallRecord(Artifact):
     previous_version: str | None
     contract_change: str
     contract_change_accepted: bool
+    files: dict[str, FileEntry] = {}  # the manifest and each of INSTALLED_FILES the folder holds, with its sha256
+
+    def listing(self, folder: Path) -> InstallRecord:
+        """This record, listing the sha256 of the installed files as they are in `folder` now."""
+        present = [name for name in INSTALLED_FILES if (folder / name).is_file()]
+        files = {name: FileEntry.model_validate(file_entry(name, (folder / name).read_bytes())) for name in present}
+        return self.model_copy(update={"files": files})
 
     @classmethod
     def make(
@@ -68,3 +89,21 @@ def read_install_record(bundle_dir: str | Path) -> InstallRecord | None:
     """The bundle's install record, or None when it has none (an export, or a folder copied in by hand)."""
     path = Path(bundle_dir) / INSTALL_RECORD
     return read_artifact(path, InstallRecord, "install record", ModelFileError) if path.is_file() else None
+
+
+def read_installed(bundle_dir: str | Path) -> tuple[Manifest, dict[str, bytes]]:
+    """A bundle's manifest and the bytes of every file its manifest and install record list, each matching its
+    sha256 (an export, with no install record, is checked against its manifest alone)."""
+    manifest, data = read_verified(bundle_dir)
+    record = read_install_record(bundle_dir)
+    for name, entry in (record.files if record is not None else {}).items():
+        data[name] = read_listed_file(bundle_dir, entry, name, f"its {INSTALL_RECORD}", RESTORE)
+    return manifest, data
+
+
+def read_installed_file(bundle_dir: str | Path, name: str) -> bytes | None:
+    """One installed file's bytes, checked against the install record; None where the record does not list it."""
+    record = read_install_record(bundle_dir)
+    if record is None or name not in record.files:
+        return None
+    return read_listed_file(bundle_dir, record.files[name], name, f"its {INSTALL_RECORD}", RESTORE)

@@ -115,19 +115,21 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
     return parse_artifact(raw, Manifest, f"{path}", ModelFileError)
 
 
-def read_listed_file(bundle_dir: str | Path, entry: FileEntry, name: str) -> bytes:
-    """The bytes of a file the manifest lists, only if its sha256 matches; a missing, modified or truncated file is
-    a ModelFileError."""
+def read_listed_file(
+    bundle_dir: str | Path, entry: FileEntry, name: str, listed_by: str = "the export manifest", remedy: str = REEXPORT
+) -> bytes:
+    """The bytes of a file the manifest (or `listed_by`) lists, only if its sha256 matches; a missing, modified or
+    truncated file is a ModelFileError."""
     path = Path(bundle_dir) / entry.file
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ModelFileError(f"cannot read {path}, named by the export manifest: {exc.strerror}") from None
+        raise ModelFileError(f"cannot read {path}, named by {listed_by}: {exc.strerror}") from None
     if sha256_bytes(data) != entry.sha256:
         raise ModelFileError(
-            f"{path} does not match the export manifest (sha256 {sha256_bytes(data)[:12]}..., expected "
+            f"{path} does not match {listed_by} (sha256 {sha256_bytes(data)[:12]}..., expected "
             f"{entry.sha256[:12]}...; {len(data)} bytes, expected {entry.bytes}): the file was modified or "
-            f"truncated; refusing to load {name}, {REEXPORT}"
+            f"truncated; refusing to load {name}, {remedy}"
         )
     return data
 

@@ -92,15 +92,21 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _recover(target: Path) -> None:
-    """Undo what a killed swap of `target` left: put a moved-aside folder back if the target is gone, and remove the
-    staging folders of writes that never finished. Stages run one at a time, so no live write owns them."""
+def clear_debris(target: str | Path) -> list[Path]:
+    """Undo what a killed write of `target` (a file or a folder) left: put a moved-aside folder back if the target is
+    gone, and remove the temporary files and folders of writes that never finished; return what was removed. Only
+    the one writer of `target` may call it (stages run one at a time; champion writers hold a lock)."""
+    target = Path(target)
     backup = target.with_name(f".{target.name}.old")
     if backup.exists() and not target.exists():
         os.replace(backup, target)
-    for stale in [*target.parent.glob(f".{target.name}.*.tmp"), backup]:
-        if stale.exists():
+    removed = [stale for stale in [*target.parent.glob(f".{target.name}.*.tmp"), backup] if stale.exists()]
+    for stale in removed:
+        if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return removed
 
 
 @contextmanager
@@ -114,7 +120,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _recover(target)
+    clear_debris(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staging

@@ -12,6 +12,7 @@ from vaeops.bundle.install import (
     Contract,
     InstallRecord,
     contract_change,
+    read_installed,
 )
 from vaeops.bundle.manifest import (
     CHECKPOINT,
@@ -25,12 +26,12 @@ from vaeops.bundle.manifest import (
 )
 from vaeops.bundle.reports import EvaluationMetrics, ModelVerdict, PromotionDecision
 from vaeops.core.artifacts import dump_artifact, read_artifact, write_artifact
-from vaeops.core.errors import DataError, ModelFileError
-from vaeops.core.fileio import atomic_directory, read_json_object, sha256_file, write_json_atomic
+from vaeops.core.errors import DataError
+from vaeops.core.fileio import atomic_directory, read_json_object, write_json_atomic
 from vaeops.core.params import Params, load_params
 from vaeops.dataset.profile import profile
 from vaeops.dataset.splits import load_split
-from vaeops.lifecycle import champions, rescore
+from vaeops.lifecycle import history, rescore, writer
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
@@ -76,17 +77,9 @@ def champion_evidence(champion_dir: Path) -> dict[str, Any] | None:
     """The current champion's version and test NLL, or None when no champion has been promoted yet."""
     if not (champion_dir / MANIFEST).is_file():
         return None
-    manifest, _ = verify_export(champion_dir)
+    manifest, _ = read_installed(champion_dir)  # every file the champion holds, checked before it is trusted
     numbers = model_metrics(champion_dir / METRICS, manifest.variant, "champion metrics")
-    kept = champion_dir / CHECKPOINT
-    # The gate re-scores the champion with these weights: only those the manifest names may stand for it.
-    found = sha256_file(kept) if kept.is_file() else manifest.checkpoint_sha256
-    if found != manifest.checkpoint_sha256:
-        raise ModelFileError(
-            f"{kept} is not the champion's checkpoint (sha256 {found[:12]}..., the manifest names "
-            f"{manifest.checkpoint_sha256[:12]}...); refusing to re-score the champion with other weights: restore "
-            "it (`dvc checkout champion`, or `vaeops champion rollback`)"
-        )
+    kept = champion_dir / CHECKPOINT  # its sha256 was checked with the rest: only its own weights re-score it
     return {
         "model_version": manifest.model_version,
         "data_sha256": manifest.data_sha256,
@@ -203,11 +196,11 @@ def install_champion(
         if data_profile is not None:  # what the next run's drift stage compares the new data with
             write_json_atomic(staging / PROFILE, data_profile)
         write_json_atomic(staging / DECISION, decision)  # already checked and rounded by promote()
-        write_artifact(staging / INSTALL_RECORD, record)
-    verify_export(champion_dir)
+        write_artifact(staging / INSTALL_RECORD, record.listing(staging))
+    read_installed(champion_dir)
 
 
-@champions.locked  # one writer of the champion, its history and the decision at a time
+@writer.locked  # one writer of the champion, its history and the decision at a time
 def promote(params: Params) -> dict[str, Any]:
     """Stage function: judge the exported model, replace the champion only if it wins, record the decision as JSON."""
     cfg = params.promote
@@ -224,7 +217,7 @@ def promote(params: Params) -> dict[str, Any]:
         rescore.paired_nll(Path(champion["checkpoint"]), Path(candidate["checkpoint"]), params) if comparable else None
     )
     promoted, reasons = decide(
-        candidate, champion, cfg.nll_margin, champions.pinned(Path(cfg.history_dir)), paired, cfg.accept_contract_change
+        candidate, champion, cfg.nll_margin, history.pinned(Path(cfg.history_dir)), paired, cfg.accept_contract_change
     )
     checked = PromotionDecision.model_validate(
         {
@@ -252,7 +245,7 @@ def promote(params: Params) -> dict[str, Any]:
             training_profile(params),
             record,
         )
-        champions.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
+        history.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
     # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.
     champion_dir.mkdir(parents=True, exist_ok=True)
     write_artifact(cfg.decision, checked)

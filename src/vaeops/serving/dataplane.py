@@ -16,7 +16,10 @@ import numpy as np
 from fastapi.responses import Response
 
 from vaeops.bundle import gallery
+from vaeops.bundle.install import read_installed_file
+from vaeops.bundle.manifest import DECISION, METRICS
 from vaeops.core import __version__
+from vaeops.core.errors import ModelFileError
 from vaeops.core.params import ServeParams
 from vaeops.serving import explain, oip
 from vaeops.serving.inference import OnnxVAE
@@ -24,19 +27,23 @@ from vaeops.serving.metrics import ServiceMetrics
 from vaeops.serving.reload import ModelHolder
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object beside the model (metrics, promotion decision), or None when absent or unreadable."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def installed_json(model_dir: Path, name: str) -> dict[str, Any] | None:
+    """A JSON object the champion's install record lists (metrics, promotion decision), checked against its sha256
+    (a changed file is a ModelFileError, 503); None for a folder that does not list it (an export)."""
+    data = read_installed_file(model_dir, name)
+    if data is None:
         return None
+    try:
+        value = json.loads(data)
+    except ValueError as exc:  # listed with this very sha256, so the install wrote it: a broken install
+        raise ModelFileError(f"{model_dir / name} is not readable JSON: {exc}") from None
     return value if isinstance(value, dict) else None
 
 
 def model_card(model: OnnxVAE) -> dict[str, Any]:
     """The served model: version, training data, headline metrics, and the promotion decision that installed it."""
     manifest = model.manifest
-    metrics = read_json(model.model_dir / "metrics.json") or {}
+    metrics = installed_json(model.model_dir, METRICS) or {}
     keys = (
         "model_version",
         "epoch",
@@ -57,7 +64,7 @@ def model_card(model: OnnxVAE) -> dict[str, Any]:
         },
         "metrics": manifest.metrics,
         "models": metrics.get("models") or {},
-        "promotion": read_json(model.model_dir / "promotion.json"),
+        "promotion": installed_json(model.model_dir, DECISION),
     }
 
 
