@@ -9,8 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import configuration
 
 from helpers import MNIST_DIR, REPO, edit_params
+
+# hypothesis keeps its example database and Unicode tables in ./.hypothesis by default: tests leave the checkout alone
+configuration.set_hypothesis_home_dir(Path(os.environ.get("TMPDIR", "/tmp")) / "vaeops-hypothesis")
 
 
 @pytest.fixture

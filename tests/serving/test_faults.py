@@ -22,6 +22,8 @@ def app_on_copy(serve_project, tmp_path):
     shutil.copytree(root / "models" / "onnx", model_dir)
     reports.mkdir()
     (reports / "report.md").write_text("# report\n")
+    (reports / "plots").mkdir()
+    (reports / "plots" / "a.png").write_bytes(b"png")
     app = create_app(ServeParams(model_dir=str(model_dir), report_dir=str(reports), reload_seconds=0))
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
         yield client, model_dir, reports
@@ -63,3 +65,16 @@ def test_a_champion_file_changed_after_its_install_is_a_503_on_the_model_card(ap
     (model_dir / "metrics.json").write_text('{"dataset": "forged", "models": {}}')
     response = client.get("/model-card")
     assert response.status_code == 503 and "metrics.json does not match its install.json" in response.json()["detail"]
+
+
+def test_nothing_outside_the_report_folder_is_served(app_on_copy):
+    client, _, reports = app_on_copy
+    (reports.parent / "secret.txt").write_text("not for clients")
+    assert client.get("/report/plots/a.png").content == b"png"
+    for path in (
+        "/report/plots/../../secret.txt",
+        "/report/plots/%2e%2e/%2e%2e/secret.txt",
+        "/report/plots/..%2fsecret.txt",
+    ):
+        response = client.get(path)
+        assert response.status_code == 404 and b"not for clients" not in response.content, path

@@ -120,9 +120,11 @@ def test_safe_dtypes_are_converted(vae, images):
         binary.astype(np.uint8),
         binary.astype(np.int64),
         binary.astype(np.float64),
-        binary.tolist(),
     ):
         np.testing.assert_array_equal(vae.reconstruct(converted), expected)
+    # JSON's true and false are not numbers: a list holding them is refused, not read as 1.0 and 0.0
+    with pytest.raises(InputError, match="not true or false"):
+        vae.reconstruct([[0.5] * (D - 1) + [True]])
 
 
 @pytest.mark.parametrize(
@@ -166,7 +168,7 @@ def test_oversize_batches_and_options(vae, images):
         vae.reconstruct(images, mode="median")
     with pytest.raises(InputError, match="mode='sample' only"):
         vae.reconstruct(images, mode="mean", samples=2)
-    for bad_samples in (0, 2.0, True, "2"):
+    for bad_samples in (0, 2.5, True, "2"):
         with pytest.raises(InputError, match="samples"):
             vae.reconstruct(images, mode="sample", samples=bad_samples)
     for bad_seed in (-1, 1.5, "1"):

@@ -135,7 +135,7 @@ BAD = [
     ("out of range", "encoder", oip_body([x_input(data=[2.0] * D)]), 400, r"\[0, 1\]"),
     ("NaN binary", "encoder", binary_x(np.full((1, D), np.nan)), 400, "NaN"),
     ("binary size mismatch", "encoder", binary_x(np.full((1, D), 0.5), size=12), 400, "binary_data_size"),
-    ("oversize batch", "encoder", oip_body([x_input(rows=17)]), 413, "limit of 16"),
+    ("oversize batch", "encoder", oip_body([x_input(rows=17)]), 400, "limit of 16"),  # 400, as Triton answers
     ("missing eps", "reconstruct", oip_body([x_input()]), 400, "takes input"),
     ("unknown output", "encoder", oip_body([x_input()], outputs=[{"name": "sigma"}]), 400, "unknown output"),
     ("unknown model", "nope", oip_body([x_input()]), 404, "unknown model"),

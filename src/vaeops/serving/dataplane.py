@@ -154,8 +154,10 @@ class DataPlane:
         images, labels = pictures if pictures is not None else (np.zeros((0,)), np.zeros((0,), dtype=np.int64))
         return {"image_shape": list(model.image_shape), "images": images.tolist(), "labels": labels.tolist()}
 
-    def explain(self, image: Any, samples: int, seed: int, ks: list[int], repeats: int) -> dict[str, Any]:
-        """For one image: mean and sampled decodes, log p(x|mu) against E_q[log p(x|z)], KL, ELBO_K and L_K by K."""
+    def explain(self, image: Any, samples: int | None, seed: int, ks: list[int], repeats: int) -> dict[str, Any]:
+        """Every number and picture of the page's "why sample z?" for one image (samples None: 16, or fewer where
+        serve.max_samples is lower)."""
+        samples = min(16, self.params.max_samples) if samples is None else samples
         return explain.explain(self.model, image, samples, seed, ks, repeats, self.params.max_explain_draws)
 
     def model_card(self) -> dict[str, Any]:

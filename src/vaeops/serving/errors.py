@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,8 +21,18 @@ def speaks_oip(request: Request) -> bool:
 
 
 def status_of(exc: VaeopsError, oip: bool) -> int:
-    """The exception's status; bad input is 400 under the OIP (as Triton answers) and 422 on the JSON API."""
-    return 400 if oip and isinstance(exc, InputError) and exc.http_status == 422 else exc.http_status
+    """The exception's status; bad input, a batch over the limit included, is 400 under the OIP (as Triton answers)
+    and 422 (413 over a limit) on the JSON API."""
+    return 400 if oip and isinstance(exc, InputError) and exc.http_status in (413, 422) else exc.http_status
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as the one string every error body carries: where, and what."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
 
 def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -39,6 +50,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(VaeopsError)
     async def project_error(request: Request, exc: VaeopsError) -> Response:
         return error_response(request, status_of(exc, speaks_oip(request)), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(request, 400 if speaks_oip(request) else 422, validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -19,7 +19,7 @@ from vaeops.bundle.manifest import (
     read_manifest,
 )
 from vaeops.core.errors import InferenceFailed, InputError, ModelFileError, ParamsError
-from vaeops.serving.inputs import as_array, check_count, check_finite, check_int
+from vaeops.serving.inputs import LATENT_BOUND, as_array, check_count, check_finite, check_int
 
 MODES = ("mean", "sample")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -159,6 +159,11 @@ class OnnxVAE:
         if array.size == 0:
             raise InputError(f"{what}: empty batch (no values, shape {array.shape})")
         check_finite(array, what)
+        if array.size and float(np.abs(array).max()) > LATENT_BOUND:
+            raise InputError(
+                f"{what} must lie in [-{LATENT_BOUND:g}, {LATENT_BOUND:g}], got |{what}| up to "
+                f"{float(np.abs(array).max()):.6g}"
+            )
         if array.shape == (self.latent_dim,):
             array, restore = array.reshape(1, -1), lambda out: out.reshape(self.image_shape)
         elif array.ndim == 2 and array.shape[1] == self.latent_dim:

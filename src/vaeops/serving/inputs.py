@@ -9,9 +9,26 @@ import numpy as np
 
 from vaeops.core.errors import BatchTooLarge, InputError
 
+LATENT_BOUND = 1e3  # |z| beyond a few units means nothing under N(0, I); far beyond, float32 layers overflow to NaN
+
+
+def holds_bool(value: Any) -> bool:
+    """Whether nested lists hold a JSON true or false, which numpy would silently turn into 1.0 or 0.0."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            if item and isinstance(item[0], list):
+                stack.extend(item)
+            elif any(entry.__class__ is bool for entry in item):
+                return True
+    return False
+
 
 def as_array(value: Any, what: str) -> np.ndarray:
     """Turn nested lists or an array into a numeric array, refusing what cannot be converted without guessing."""
+    if holds_bool(value):
+        raise InputError(f"{what} must hold numbers, not true or false")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -44,6 +61,8 @@ def check_count(count: int, limit: int, what: str) -> None:
 
 def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
     """An integer option in [low, high]; bools and floats are refused rather than truncated."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer: 3.0 is the integer 3
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputError(f"{name} must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):

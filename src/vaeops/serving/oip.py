@@ -62,7 +62,7 @@ def _tensor(entry: dict[str, Any], binary: memoryview, offset: int) -> tuple[str
         raise ProtocolError("every input needs a string 'name'")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ProtocolError(f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise ProtocolError(f"input {name!r}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}")
     dtype = np.dtype(DATATYPES[datatype])
     count = math.prod(shape)

@@ -6,7 +6,7 @@ Everything the browser loads comes from this package (`static/`) or from the ser
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import markdown
 from fastapi import APIRouter, FastAPI
@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from vaeops.core.errors import VaeopsError
 from vaeops.serving.dataplane import DataPlane
+from vaeops.serving.schemas import Whole
 
 STATIC = Path(__file__).parent / "static"
 
@@ -36,10 +37,17 @@ class ExplainRequest(BaseModel):
     """One image and how many draws to use for the numbers behind "why sample z?"."""
 
     image: list[Any] = Field(description="one image (H, W) or (H*W,), numbers in [0, 1]")
-    samples: int = Field(16, strict=True, description="draws z ~ q(z|x) for the sampled decodes and E_q[log p(x|z)]")
-    seed: int = Field(0, strict=True, description="seed of every draw: the same request gives the same numbers")
-    ks: list[int] = Field([1, 10, 100, 1000], description="sample counts K of the ELBO_K and L_K estimates")
-    repeats: int = Field(10, strict=True, description="independent repeats per K, for the spread of each estimate")
+    samples: Whole | None = Field(
+        None,
+        strict=True,
+        description="draws z ~ q(z|x) for the sampled decodes and E_q[log p(x|z)] (null: 16, or "
+        "serve.max_samples if lower)",
+    )
+    seed: Whole = Field(0, strict=True, description="seed of every draw: the same request gives the same numbers")
+    ks: list[Annotated[Whole, Field(strict=True)]] = Field(
+        [1, 10, 100, 1000], description="sample counts K of the ELBO_K and L_K estimates"
+    )
+    repeats: Whole = Field(10, strict=True, description="independent repeats per K, for the spread of each estimate")
 
 
 def report_html(report: Path) -> str:

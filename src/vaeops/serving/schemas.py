@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
+
+def whole_number(value: Any) -> Any:
+    """JSON Schema's integer: 3.0 is the integer 3 (true, "3" and 3.5 stay refused by the strict int after it)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = Annotated[int, BeforeValidator(whole_number)]
 IMAGES_DOC = "one image (H, W) or (H*W,), or a batch (N, H, W) or (N, H*W); numbers in [0, 1]"
 
 
@@ -24,8 +31,8 @@ class ReconstructRequest(BaseModel):
     mode: Literal["mean", "sample"] = Field(
         "mean", description="mean: decode z = mu; sample: average of `samples` draws z ~ q(z|x)"
     )
-    samples: int = Field(1, strict=True, description="Monte-Carlo draws per image (mode=sample only)")
-    seed: int | None = Field(None, strict=True, description="seed of the draws; null = fresh randomness")
+    samples: Whole = Field(1, strict=True, description="Monte-Carlo draws per image (mode=sample only)")
+    seed: Whole | None = Field(None, strict=True, description="seed of the draws; null = fresh randomness")
 
 
 class DecodeRequest(BaseModel):
@@ -37,8 +44,8 @@ class DecodeRequest(BaseModel):
 class GenerateRequest(BaseModel):
     """How many images to draw from the prior z ~ N(0, I), and the seed."""
 
-    n: int = Field(1, strict=True, description="number of images to draw from the prior")
-    seed: int | None = Field(None, strict=True, description="seed of z ~ N(0, I); null = fresh randomness")
+    n: Whole = Field(1, strict=True, description="number of images to draw from the prior")
+    seed: Whole | None = Field(None, strict=True, description="seed of z ~ N(0, I); null = fresh randomness")
 
 
 class EncodeResponse(BaseModel):

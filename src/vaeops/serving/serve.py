@@ -19,7 +19,7 @@ from fastapi_offline import FastAPIOffline
 
 from vaeops.core import __version__
 from vaeops.core.params import ServeParams, load_params
-from vaeops.serving import errors, launch, page, v2
+from vaeops.serving import contract, errors, launch, page, v2
 from vaeops.serving.dataplane import DataPlane
 from vaeops.serving.metrics import MetricsMiddleware
 from vaeops.serving.middleware import BodyLimit
@@ -71,6 +71,7 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(v2.build_router(plane))
     page.mount(app, plane)
+    contract.install(app, plane)  # the schema states the served model's shapes and the limits
     bad = {413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
 
     @app.get("/metrics", include_in_schema=False)

@@ -32,21 +32,36 @@ def build_router(plane: DataPlane) -> APIRouter:
         return {"ready": True}
 
     @router.get("/models/{name}")
-    @router.get("/models/{name}/versions/{model_version}")
-    def metadata(name: str, model_version: str | None = None) -> dict[str, Any]:
+    def metadata(name: str) -> dict[str, Any]:
         """Model metadata: tensor names, datatypes and shapes of one exported graph."""
+        return plane.graph_metadata(name, None)
+
+    @router.get("/models/{name}/versions/{model_version}")
+    def version_metadata(name: str, model_version: str) -> dict[str, Any]:
+        """Model metadata of one graph in a named version (the served one)."""
         return plane.graph_metadata(name, model_version)
 
     @router.get("/models/{name}/ready")
-    @router.get("/models/{name}/versions/{model_version}/ready")
-    def model_ready(name: str, model_version: str | None = None) -> dict[str, Any]:
+    def model_ready(name: str) -> dict[str, Any]:
         """Model readiness."""
+        return plane.graph_ready(name, None)
+
+    @router.get("/models/{name}/versions/{model_version}/ready")
+    def version_ready(name: str, model_version: str) -> dict[str, Any]:
+        """Model readiness in a named version."""
         return plane.graph_ready(name, model_version)
 
     @router.post("/models/{name}/infer")
-    @router.post("/models/{name}/versions/{model_version}/infer")
-    async def infer(name: str, request: Request, model_version: str | None = None) -> Response:
+    async def infer(name: str, request: Request) -> Response:
         """Run one graph: JSON tensors, or the binary tensor data extension (Inference-Header-Content-Length)."""
+        return await run_infer(name, None, request)
+
+    @router.post("/models/{name}/versions/{model_version}/infer")
+    async def version_infer(name: str, model_version: str, request: Request) -> Response:
+        """Run one graph of a named version."""
+        return await run_infer(name, model_version, request)
+
+    async def run_infer(name: str, model_version: str | None, request: Request) -> Response:
         body = await request.body()  # read on the loop; the inference itself runs in the thread pool
         return await run_in_threadpool(plane.infer, name, model_version, body, request.headers.get(HEADER_LENGTH))
 
