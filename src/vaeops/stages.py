@@ -94,6 +94,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "serve": ("vaeops.serving.serve", "serve the exported ONNX model over HTTP (JSON API, Open Inference Protocol)"),
     "triton-repo": ("vaeops.serving.triton", "write the served model as an NVIDIA Triton model repository"),
     "champion": ("vaeops.lifecycle.champions", "list past champions, roll back to one, pin or unpin the champion"),
+    "verify": ("vaeops.lifecycle.verify", "check data, export and champions against their sha256 (after a checkout)"),
 }
 
 

@@ -85,3 +85,22 @@ def test_sigkill_at_random_instants_never_leaves_a_missing_or_mixed_folder(tmp_p
             contents = set(folder(target).values())
             assert len(folder(target)) == 20 and len(contents) == 1, f"a mixed folder after kill {attempt}"
         assert [p.name for p in tmp_path.iterdir() if p.name != "out"] == []
+
+
+def test_an_output_never_replaces_a_folder_or_file_the_project_did_not_write(tmp_path):
+    user = tmp_path / "docs"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    with pytest.raises(fileio.ForeignFolder, match="holds files but no manifest.json"):
+        with fileio.atomic_directory(user, marker="manifest.json") as staging:
+            (staging / "manifest.json").write_text("{}")
+    assert (user / "thesis.tex").read_text() == "years of work" and not list(tmp_path.glob(".docs.*"))
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(fileio.ForeignFolder, match="is a file"):
+        with fileio.atomic_directory(tmp_path / "notes.txt", marker="manifest.json"):
+            pass
+    earlier = tmp_path / "export"
+    for text in ("one", "two"):  # an earlier output (it has the marker) is replaced; an empty folder too
+        with fileio.atomic_directory(earlier, marker="manifest.json") as staging:
+            (staging / "manifest.json").write_text(text)
+    assert (earlier / "manifest.json").read_text() == "two"

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vaeops.core.errors import ParamsError
+
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Return the hex sha256 of a file, read in chunks so large files do not load into memory."""
@@ -109,16 +111,35 @@ def clear_debris(target: str | Path) -> list[Path]:
     return removed
 
 
+class ForeignFolder(ParamsError):
+    """The folder an output would replace holds something the project did not write there."""
+
+
+def check_own_output(target: Path, marker: str) -> None:
+    """Refuse to replace a file, or a non-empty folder without `marker` (the file every earlier output of this kind
+    holds): a user-given path must never lose what the user keeps there."""
+    if target.exists() and not target.is_dir():
+        raise ForeignFolder(f"{target} is a file, not an output folder: choose another path")
+    if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
+        raise ForeignFolder(
+            f"{target} holds files but no {marker}, so it is not an earlier output of this stage: refusing to replace "
+            "it; choose an empty or new folder"
+        )
+
+
 @contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
+def atomic_directory(path: str | Path, marker: str | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; swap it in for `path` only if the block succeeds.
 
     The swap is one atomic exchange of the two folders where the kernel offers it (Linux), so a kill at any
     instant leaves either the old or the new contents at `path`, never a mix and never nothing; elsewhere the old
     folder is moved aside first and put back by the next write if a kill came between the two renames. Leftovers of
-    an interrupted write are removed at the next one.
+    an interrupted write are removed at the next one. With a `marker`, a folder that is not an earlier output (a
+    file, or files without the marker) is refused with ForeignFolder before anything moves.
     """
     target = Path(path)
+    if marker is not None:
+        check_own_output(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_debris(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

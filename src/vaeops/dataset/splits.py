@@ -24,7 +24,7 @@ def write_prepared(
 
     The manifest gains the sha256 of each split file, so downstream stages can tell exactly which data they saw.
     """
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, marker="manifest.json") as staging:
         files = {}
         for name, (images, labels) in splits.items():
             buffer = io.BytesIO()

@@ -193,7 +193,7 @@ def export(params: Params) -> dict[str, Any]:
         graphs=entries,
         gallery=gallery_entry,
     )
-    with atomic_directory(cfg.out_dir) as staging:
+    with atomic_directory(cfg.out_dir, marker=MANIFEST) as staging:
         (staging / gallery.GALLERY_FILE).write_bytes(gallery_bytes)
         for name, data in graphs.items():
             (staging / entries[name].file).write_bytes(data)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vaeops.bundle.install import INSTALL_RECORD, InstallRecord, read_installed
-from vaeops.bundle.manifest import Manifest
+from vaeops.bundle.manifest import MANIFEST, Manifest
 from vaeops.core.artifacts import write_artifact
 from vaeops.core.errors import DataError, ParamsError
 from vaeops.core.fileio import atomic_directory
@@ -58,7 +58,7 @@ def rollback(params: Params, version: str | None = None) -> dict[str, Any]:
     target = verified(history_dir / version)  # a kept copy that no longer matches its manifest is refused
     # A rollback is the operator's explicit decision, so a change of input contract it makes is accepted and recorded.
     record = InstallRecord.make("rollback", target, served, accepted=True)
-    with atomic_directory(champion_dir) as staging:
+    with atomic_directory(champion_dir, marker=MANIFEST) as staging:
         shutil.copytree(history_dir / version, staging, dirs_exist_ok=True)
         write_artifact(staging / INSTALL_RECORD, record.listing(staging))
     manifest = verified(champion_dir)

@@ -40,7 +40,7 @@ class Event(Artifact):
 class History(Artifact):
     """`history.json`: every promotion, rollback, pin and unpin, oldest first."""
 
-    events: list[Event] = []
+    events: list[Event]  # required: a file that lost it is damaged, not an empty history
 
     def installed(self) -> str | None:
         """The version the last promotion or rollback installed: what champion/ should hold."""
@@ -62,7 +62,7 @@ class Pin(Artifact):
 def load_history(history_dir: Path) -> History:
     """The events; an empty history when none was written yet."""
     if not (history_dir / HISTORY).is_file():
-        return History()
+        return History(events=[])
     return read_artifact(history_dir / HISTORY, History, "champion history", DataError)
 
 

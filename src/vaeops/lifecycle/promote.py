@@ -187,7 +187,7 @@ def install_champion(
     """Put the export (graphs + manifest), its metrics, the decision and the install record into the champion folder
     in one atomic swap."""
     manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
-    with atomic_directory(champion_dir) as staging:
+    with atomic_directory(champion_dir, marker=MANIFEST) as staging:
         for file_name, data in graphs.items():
             (staging / file_name).write_bytes(data)
         shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
