@@ -214,3 +214,18 @@ def test_every_file_of_the_champion_is_checked_before_promote_trusts_it(project)
     (project / "champion-history" / "vae@v2" / "promotion.json").write_text("{}")
     with pytest.raises(ModelFileError, match="vae@v2/promotion.json does not match its install.json"):
         champions.rollback(load_params())
+
+
+def test_the_champion_ships_its_own_report_and_a_rollback_brings_the_earlier_one_back(project):
+    for version, nll in (("vae@v1", 30.0), ("vae@v2", 29.0)):
+        (project / "reports" / "plots").mkdir(parents=True, exist_ok=True)
+        (project / "reports" / "report.md").write_text(f"# report of {version}\n")
+        (project / "reports" / "plots" / "gaps.png").write_bytes(version.encode())
+        write_candidate(project, version, nll=nll)
+        assert promote(load_params())["promoted"]
+    listed = json.loads((project / "champion" / "install.json").read_text())["files"]
+    assert {"report.md", "plot_gaps.png"} <= set(listed)
+    assert (project / "champion" / "report.md").read_text() == "# report of vae@v2\n"
+    champions.rollback(load_params())
+    assert (project / "champion" / "report.md").read_text() == "# report of vae@v1\n"
+    assert (project / "champion" / "plot_gaps.png").read_bytes() == b"vae@v1"

@@ -78,3 +78,19 @@ def test_nothing_outside_the_report_folder_is_served(app_on_copy):
     ):
         response = client.get(path)
         assert response.status_code == 404 and b"not for clients" not in response.content, path
+
+
+def test_the_served_models_own_report_is_shown_and_checked(app_on_copy):
+    client, model_dir, _ = app_on_copy
+    assert "ships no report" in client.get("/report").text  # an export: the latest report, said so
+    (model_dir / "report.md").write_text("# the champion's own report\n\n![g](plots/g.png)\n")
+    (model_dir / "plot_g.png").write_bytes(b"figure of the champion")
+    record = InstallRecord.make("promotion", read_manifest(model_dir), None, accepted=False)
+    write_artifact(model_dir / INSTALL_RECORD, record.listing(model_dir))
+    page = client.get("/report").text
+    assert "the champion&#x27;s own report" in page or "the champion's own report" in page
+    assert "shipped with the served model" in page and 'src="/report/plots/g.png"' in page
+    assert client.get("/report/plots/g.png").content == b"figure of the champion"
+    (model_dir / "report.md").write_text("# forged\n")
+    response = client.get("/report")
+    assert response.status_code == 503 and "report.md does not match its install.json" in response.json()["detail"]

@@ -62,6 +62,7 @@ def site(tmp_path_factory):
         "history_dir": str(root / "champion-history"),
     }
     raw["serve"].update(model_dir=str(root / "champion"), report_dir=str(reports), max_samples=64)
+    raw.setdefault("evaluate", {})["out_dir"] = str(reports)  # promote ships this report with the champion
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     params = load_params(root / "params.yaml")
     export(params)
@@ -191,6 +192,7 @@ def test_report_and_api_docs_render_offline(site):
     with offline_page() as (page, problems):
         page.goto(f"{url}/report")
         assert page.locator("table").count() == 1
+        assert "shipped with the served model vae@" in page.locator("#report-source").inner_text()
         assert page.evaluate("document.querySelector('img').naturalWidth") > 0
         screenshot(page, "report")
         page.goto(f"{url}/docs")

@@ -11,6 +11,7 @@ from vaeops.bundle.manifest import (
     MANIFEST,
     METRICS,
     PROFILE,
+    REPORT,
     FileEntry,
     Manifest,
     file_entry,
@@ -22,7 +23,9 @@ from vaeops.core.errors import ModelFileError
 
 INSTALL_RECORD = "install.json"
 # What an install adds beside the export's graphs and gallery, each listed with its sha256 in the install record.
-INSTALLED_FILES = (MANIFEST, METRICS, DECISION, PROFILE, CHECKPOINT)
+INSTALLED_FILES = (MANIFEST, METRICS, DECISION, PROFILE, CHECKPOINT, REPORT)
+# The report's figures, each as "plot_<name>.png" (plain names only in a bundle): the report links "plots/<name>.png".
+PLOT_PREFIX = "plot_"
 RESTORE = "restore the champion (`dvc checkout champion`, or `vaeops champion rollback`)"
 
 
@@ -61,6 +64,7 @@ class InstallRecord(Artifact):
     def listing(self, folder: Path) -> InstallRecord:
         """This record, listing the sha256 of the installed files as they are in `folder` now."""
         present = [name for name in INSTALLED_FILES if (folder / name).is_file()]
+        present += sorted(path.name for path in folder.glob(f"{PLOT_PREFIX}*.png"))
         files = {name: FileEntry.model_validate(file_entry(name, (folder / name).read_bytes())) for name in present}
         return self.model_copy(update={"files": files})
 

@@ -21,6 +21,7 @@ METRICS = "metrics.json"  # the evaluation metrics of the run that made it
 CHECKPOINT = "checkpoint.pt"  # the champion's own checkpoint, so the gate can re-score it on new data
 DECISION = "promotion.json"  # the gate's decision that installed it
 PROFILE = "data_profile.json"  # a summary of its training data, for the drift check
+REPORT = "report.md"  # the evaluation report of the run that made it, figures beside it (install.PLOT_PREFIX)
 REEXPORT = "re-run `vaeops export`"
 
 

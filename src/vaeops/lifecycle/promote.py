@@ -9,6 +9,7 @@ from typing import Any
 
 from vaeops.bundle.install import (
     INSTALL_RECORD,
+    PLOT_PREFIX,
     Contract,
     InstallRecord,
     contract_change,
@@ -20,6 +21,7 @@ from vaeops.bundle.manifest import (
     MANIFEST,
     METRICS,
     PROFILE,
+    REPORT,
     Manifest,
     read_manifest,
     read_verified,
@@ -183,9 +185,10 @@ def install_champion(
     decision: dict[str, Any],
     data_profile: dict[str, Any] | None,
     record: InstallRecord,
+    report_dir: Path,
 ) -> None:
-    """Put the export (graphs + manifest), its metrics, the decision and the install record into the champion folder
-    in one atomic swap."""
+    """Put the export (graphs + manifest), its metrics, its evaluation report, the decision and the install record
+    into the champion folder in one atomic swap."""
     manifest, graphs = verify_export(export_dir)  # the bytes written are the bytes just checked
     with atomic_directory(champion_dir, marker=MANIFEST) as staging:
         for file_name, data in graphs.items():
@@ -193,6 +196,10 @@ def install_champion(
         shutil.copyfile(export_dir / MANIFEST, staging / MANIFEST)
         shutil.copyfile(metrics_path, staging / METRICS)
         rescore.keep_checkpoint(manifest, staging)
+        if (report_dir / REPORT).is_file():  # the report of the run that made it: the page shows the model's own
+            shutil.copyfile(report_dir / REPORT, staging / REPORT)
+            for figure in sorted((report_dir / "plots").glob("*.png")):
+                shutil.copyfile(figure, staging / f"{PLOT_PREFIX}{figure.name}")
         if data_profile is not None:  # what the next run's drift stage compares the new data with
             write_json_atomic(staging / PROFILE, data_profile)
         write_json_atomic(staging / DECISION, decision)  # already checked and rounded by promote()
@@ -244,6 +251,7 @@ def promote(params: Params) -> dict[str, Any]:
             decision,
             training_profile(params),
             record,
+            Path(params.evaluate.out_dir),
         )
         history.archive(champion_dir, Path(cfg.history_dir), cfg.keep_champions, reasons)
     # DVC tracks the champion folder as an output, so it exists (empty) even before the first promotion.

@@ -16,15 +16,21 @@ import numpy as np
 from fastapi.responses import Response
 
 from vaeops.bundle import gallery
-from vaeops.bundle.install import read_installed_file
-from vaeops.bundle.manifest import DECISION, METRICS
+from vaeops.bundle.install import PLOT_PREFIX, read_installed_file
+from vaeops.bundle.manifest import DECISION, METRICS, REPORT
 from vaeops.core import __version__
-from vaeops.core.errors import ModelFileError
+from vaeops.core.errors import ModelFileError, VaeopsError
 from vaeops.core.params import ServeParams
 from vaeops.serving import explain, oip
 from vaeops.serving.inference import OnnxVAE
 from vaeops.serving.metrics import ServiceMetrics
 from vaeops.serving.reload import ModelHolder
+
+
+class ReportUnavailable(VaeopsError):
+    """The evaluation report on disk is not readable text."""
+
+    http_status = 503
 
 
 def installed_json(model_dir: Path, name: str) -> dict[str, Any] | None:
@@ -88,7 +94,7 @@ class DataPlane:
         self.metrics = ServiceMetrics(self.model.manifest.model_version)
         self.model.on_run = self.metrics.observe_inference
         self.holder.on_swap = self._swapped
-        self.report = Path(params.report_dir) / "report.md"
+        self.report_dir = Path(params.report_dir)
         self._galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once
 
     @property
@@ -144,6 +150,33 @@ class DataPlane:
         return oip.infer(self.model, name, version, body, header_length)
 
     # the page
+    def report(self) -> tuple[bytes, str] | None:
+        """The evaluation report (Markdown bytes) and whose it is: the one shipped with the served model, checked
+        against its install record, else serve.report_dir's (the latest evaluation); None when there is neither."""
+        model = self.model
+        shipped = read_installed_file(model.model_dir, REPORT)
+        if shipped is not None:
+            return shipped, f"the report shipped with the served model {model.manifest.model_version}"
+        path = self.report_dir / REPORT
+        if not path.is_file():
+            return None
+        try:
+            return path.read_bytes(), (
+                f"{path}, the latest evaluation: the served model {model.manifest.model_version} ships no report"
+            )
+        except OSError as exc:
+            raise ReportUnavailable(f"the evaluation report {path} cannot be read: {exc.strerror}") from None
+
+    def report_figure(self, name: str) -> bytes | None:
+        """One figure of the report being shown (`name` a plain file name), checked like the report; None if absent."""
+        if Path(name).name != name or name in (".", ".."):
+            return None  # nothing outside the model and report folders
+        model = self.model
+        if read_installed_file(model.model_dir, REPORT) is not None:
+            return read_installed_file(model.model_dir, PLOT_PREFIX + name)
+        path = self.report_dir / "plots" / name
+        return path.read_bytes() if path.is_file() else None
+
     def gallery(self) -> dict[str, Any]:
         """Test images shipped with the model (a few of each class)."""
         model = self.model

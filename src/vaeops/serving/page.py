@@ -5,26 +5,21 @@ Everything the browser loads comes from this package (`static/`) or from the ser
 
 from __future__ import annotations
 
+import html
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 
 import markdown
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from vaeops.core.errors import VaeopsError
-from vaeops.serving.dataplane import DataPlane
+from vaeops.serving.dataplane import DataPlane, ReportUnavailable
 from vaeops.serving.schemas import Whole
 
 STATIC = Path(__file__).parent / "static"
-
-
-class ReportUnavailable(VaeopsError):
-    """The evaluation report on disk is not readable text."""
-
-    http_status = 503
 
 
 REPORT_CSS = (
@@ -50,25 +45,25 @@ class ExplainRequest(BaseModel):
     repeats: Whole = Field(10, strict=True, description="independent repeats per K, for the spread of each estimate")
 
 
-def report_html(report: Path) -> str:
-    """The evaluation report rendered from Markdown, its figures served under /report/plots/; a report that cannot be
-    read is a 503 with the reason (the server is fine, the file on disk is not)."""
+def report_html(markdown_bytes: bytes, source: str) -> str:
+    """The evaluation report rendered from Markdown, saying whose it is, its figures served under /report/plots/; a
+    report that is not UTF-8 is a 503 with the reason (the server is fine, the file is not)."""
     try:
-        text = report.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportUnavailable(f"the evaluation report {report} cannot be read: {exc}") from None
+        text = markdown_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportUnavailable(f"the evaluation report ({source}) cannot be read: {exc}") from None
     body = markdown.markdown(text, extensions=["tables"])
     body = body.replace('src="plots/', 'src="/report/plots/')  # the report links its figures relative to itself
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>vaeops report</title>"
-        f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a></p>{body}</body></html>"
+        f"<style>{REPORT_CSS}</style></head><body><p><a href='/'>back to the page</a> &middot; "
+        f"<span id='report-source'>{html.escape(source)}</span></p>{body}</body></html>"
     )
 
 
 def mount(app: FastAPI, plane: DataPlane) -> None:
     """Add the page, its static files, its endpoints and the report to the app; the work is the data plane's."""
     router = APIRouter(tags=["Page"])
-    report = plane.report
 
     @router.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -91,12 +86,20 @@ def mount(app: FastAPI, plane: DataPlane) -> None:
 
     @router.get("/report", response_class=HTMLResponse)
     def report_page() -> HTMLResponse:
-        """The evaluation report (reports/report.md) as HTML, figures included."""
-        if not report.is_file():
-            return HTMLResponse(f"<p>No report at {report}: run the pipeline (`make run`) first.</p>", status_code=404)
-        return HTMLResponse(report_html(report))
+        """The evaluation report of the served model (shipped with it), else the latest one, as HTML."""
+        found = plane.report()
+        if found is None:
+            where = plane.report_dir / "report.md"
+            return HTMLResponse(f"<p>No report at {where}: run the pipeline (`make run`) first.</p>", status_code=404)
+        return HTMLResponse(report_html(*found))
+
+    @router.get("/report/plots/{name}", include_in_schema=False)
+    def report_figure(name: str) -> Response:
+        """A figure of the report shown at /report."""
+        data = plane.report_figure(name)
+        if data is None:
+            return JSONResponse({"detail": f"no figure {name!r} in the report"}, status_code=404)
+        return Response(data, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    if (report.parent / "plots").is_dir():
-        app.mount("/report/plots", StaticFiles(directory=report.parent / "plots"), name="report-plots")
