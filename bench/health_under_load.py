@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     heavy = {
         "JSON /reconstruct, 256 images x 64 samples": (
             "/reconstruct",
-            {"images": images, "mode": "sample", "samples": 64},
+            {"images": images, "mode": "predictive", "samples": 64},
         ),
         "OIP reconstruct_mean, 256 images": (
             "/v2/models/reconstruct_mean/infer",

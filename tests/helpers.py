@@ -101,7 +101,6 @@ def evaluation_metrics(data_sha: str = "d" * 64, **models: dict[str, Any]) -> di
         split="test",
         images=1,
         nll_images=1,
-        study_images=1,
         pixels=64,
         binarize="none",
         seed=0,

@@ -142,6 +142,33 @@ def test_jensen_gap_matches_closed_form_for_linear_gaussian():
     assert (errors["se_sampled"] > errors["se_mean_decode"]).all()
 
 
+def test_the_gap_is_the_reconstruction_loss_difference_and_the_predictive_mean_scores_at_least_e_q():
+    # Bernoulli: -log p(x|z) is the cross-entropy, so sampled - mean decode cross-entropy IS the Jensen gap, per image
+    torch.manual_seed(3)
+    model = VAE(ModelConfig(30, (16,), 3)).double().eval()
+    x = torch.rand(40, 30, dtype=torch.float64)
+    errors = reconstruction_errors(model, x, samples=12, seed=2, chunk_images=16)
+    np.testing.assert_allclose(errors["bce_sampled"] - errors["bce_mean_decode"], errors["jensen_gap"], atol=1e-9)
+    assert (errors["log_px_predictive"] >= errors["e_log_px"] - 1e-9).all()  # concave in the pixel means
+    # fixed-variance Gaussian: the squared-error difference over 2 S^2 is the gap
+    gaussian, _, _ = linear_gaussian(exact=False)
+    xg = torch.rand(40, D, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    g = reconstruction_errors(gaussian, xg, samples=12, seed=2, chunk_images=16)
+    np.testing.assert_allclose((g["se_sampled"] - g["se_mean_decode"]) / (2 * S**2), g["jensen_gap"], atol=1e-9)
+    assert (g["log_px_predictive"] >= g["e_log_px"] - 1e-9).all()
+    assert (g["e_log_px_mc_var"] > 0).all()
+
+
+def test_the_nested_l_k_over_10_is_the_same_estimate_on_the_first_draws():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(30, (16,), 3)).eval()
+    x = torch.rand(20, 30)
+    full = sample_stats(model, x, 80, seed=4, chunk_images=8, chunk_samples=8)
+    tenth = sample_stats(model, x, 8, seed=4, chunk_images=8, chunk_samples=8)
+    torch.testing.assert_close(full.iwae_tenth, tenth.iwae)
+    assert (full.iwae >= full.iwae_tenth - 0.5).all()  # more draws: a tighter bound, up to Monte-Carlo noise
+
+
 def test_fast_bernoulli_path_equals_model_likelihood():
     torch.manual_seed(0)
     model = VAE(ModelConfig(30, (16,), 3)).eval()

@@ -21,7 +21,6 @@ TINY_PARAMS: dict = {
     "evaluate.recon_samples": 2,
     "evaluate.elbo_ks": [1, 10],
     "evaluate.elbo_repeats": 2,
-    "evaluate.study_images": 64,
     "evaluate.nll_k": 10,
     "export.parity_images": 16,
 }

@@ -70,7 +70,6 @@ def project(tmp_path_factory, prefect_api):
             **TINY,
             "train.epochs": 10,
             "evaluate.models": ["vae"],
-            "evaluate.study_images": 256,
             "serve.reload_seconds": 0.5,
             "promote.nll_k": 16,
         },

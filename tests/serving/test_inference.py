@@ -98,10 +98,10 @@ def test_sampled_reconstruction_uses_the_seeded_noise(vae, exported, images):
     # S draws: the average of the S decoded images, drawn from the same seeded stream.
     eps = np.random.default_rng(3).standard_normal((4, 5, latent), dtype=np.float32)
     expected = np.mean([torch_out(model, x, e) for e in eps], axis=0)
-    got = vae.reconstruct(x, mode="sample", samples=4, seed=3)
+    got = vae.reconstruct(x, mode="predictive", samples=4, seed=3)
     np.testing.assert_allclose(got, expected, **TOL)
-    assert np.array_equal(got, vae.reconstruct(x, mode="sample", samples=4, seed=3))
-    assert not np.array_equal(got, vae.reconstruct(x, mode="sample", samples=4, seed=4))
+    assert np.array_equal(got, vae.reconstruct(x, mode="predictive", samples=4, seed=3))
+    assert not np.array_equal(got, vae.reconstruct(x, mode="predictive", samples=4, seed=4))
 
 
 def test_generate_decodes_seeded_prior_draws(vae, exported):
@@ -163,14 +163,14 @@ def test_oversize_batches_and_options(vae, images):
     with pytest.raises(BatchTooLarge):
         vae.generate(17)
     with pytest.raises(BatchTooLarge, match="samples"):
-        vae.reconstruct(images, mode="sample", samples=9)
+        vae.reconstruct(images, mode="predictive", samples=9)
     with pytest.raises(InputError, match="unknown mode 'median'"):
         vae.reconstruct(images, mode="median")
-    with pytest.raises(InputError, match="mode='sample' only"):
+    with pytest.raises(InputError, match="mode='predictive' only"):
         vae.reconstruct(images, mode="mean", samples=2)
     for bad_samples in (0, 2.5, True, "2"):
         with pytest.raises(InputError, match="samples"):
-            vae.reconstruct(images, mode="sample", samples=bad_samples)
+            vae.reconstruct(images, mode="predictive", samples=bad_samples)
     for bad_seed in (-1, 1.5, "1"):
         with pytest.raises(InputError, match="seed"):
             vae.generate(2, seed=bad_seed)

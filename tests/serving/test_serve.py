@@ -42,7 +42,11 @@ def test_health_metadata_and_openapi(served):
     assert (meta["max_batch"], meta["max_samples"], meta["max_body_bytes"]) == (16, 8, 200_000)
     schema = client.get("/openapi.json").json()
     assert {"/health", "/metadata", "/encode", "/decode", "/reconstruct", "/generate"} <= set(schema["paths"])
-    assert schema["components"]["schemas"]["ReconstructRequest"]["properties"]["mode"]["enum"] == ["mean", "sample"]
+    assert schema["components"]["schemas"]["ReconstructRequest"]["properties"]["mode"]["enum"] == [
+        "mean",
+        "sample",
+        "predictive",
+    ]
 
 
 def test_reconstruct_encode_generate_match_pytorch(served, images):
@@ -69,7 +73,7 @@ def test_reconstruct_encode_generate_match_pytorch(served, images):
 
 def test_sampled_reconstruction_is_seeded(served, images):
     client = served[0]
-    request = {"images": images.tolist(), "mode": "sample", "samples": 4, "seed": 11}
+    request = {"images": images.tolist(), "mode": "predictive", "samples": 4, "seed": 11}
     first, again = client.post("/reconstruct", json=request).json(), client.post("/reconstruct", json=request).json()
     other = client.post("/reconstruct", json={**request, "seed": 12}).json()
     assert first["images"] == again["images"] and first["images"] != other["images"]
@@ -90,9 +94,10 @@ BAD_REQUESTS = [
     ("empty latents", "/decode", {"z": []}, 422, "empty batch"),
     ("oversize batch", "/reconstruct", {"images": [[0.5] * D] * 17}, 413, "limit of 16"),
     ("unknown mode", "/reconstruct", {**GOOD, "mode": "median"}, 422, "mean|sample"),
-    ("too many samples", "/reconstruct", {**GOOD, "mode": "sample", "samples": 9}, 413, "samples"),
-    ("zero samples", "/reconstruct", {**GOOD, "mode": "sample", "samples": 0}, 422, "samples"),
-    ("samples as text", "/reconstruct", {**GOOD, "mode": "sample", "samples": "3"}, 422, "integer"),
+    ("too many samples", "/reconstruct", {**GOOD, "mode": "predictive", "samples": 9}, 413, "samples"),
+    ("zero samples", "/reconstruct", {**GOOD, "mode": "predictive", "samples": 0}, 422, "samples"),
+    ("samples as text", "/reconstruct", {**GOOD, "mode": "predictive", "samples": "3"}, 422, "integer"),
+    ("one sampled decode with samples", "/reconstruct", {**GOOD, "mode": "sample", "samples": 4}, 422, "predictive"),
     ("negative seed", "/reconstruct", {**GOOD, "mode": "sample", "seed": -1}, 422, "seed"),
     ("missing images", "/reconstruct", {"mode": "mean"}, 422, "images"),
     ("images not a list", "/encode", {"images": "abc"}, 422, "list"),

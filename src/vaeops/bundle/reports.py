@@ -14,35 +14,31 @@ from vaeops.core.artifacts import Artifact
 
 
 class ModelEstimates(Artifact):
-    """One model's evaluation on the test split (docs/evaluation.md defines each quantity and its image set)."""
+    """One model's evaluation on the test split (docs/evaluation.md defines each quantity and its image set).
 
-    nll: float
-    nll_se: float
+    Every interval is 95%: `*_ci95_*` over the test images (draws as they fell); `jensen_gap_mc_se` is the
+    Monte-Carlo part alone (images fixed, draws repeated)."""
+
+    nll: float  # -L_K on the nll_images, K = nll_k: an upper bound on the NLL that may still fall with K
+    nll_ci95_low: float
+    nll_ci95_high: float
+    nll_last_decade_rise: float  # L_K - L_{K/10} on the same images and draws
+    nll_converged: bool  # the rise is below claims.CONVERGED_RISE
     nll_bits_per_dim: float
-    nll_remaining_bias: float
     elbo: float
-    recon_term: float
     kl: float
     bound_gap: float
-    log_px_mu: float
-    e_log_px: float
-    jensen_gap: float
-    jensen_gap_se: float
-    code_norm: float
-    bce_mean_decode: float
-    bce_sampled: float
-    bce_diff_mean: float
-    bce_diff_se: float
-    bce_diff_ci95_low: float
-    bce_diff_ci95_high: float
-    bce_share_mean_decode_better: float
+    log_px_mu: float  # the mean decode's log-likelihood log p(x|z = mu)
+    e_log_px: float  # E_q[log p(x|z)]: the expected log-likelihood of a sampled decode (S draws)
+    log_px_predictive: float  # log p(x|x_bar): the posterior predictive mean, the average of S decoded images
+    jensen_gap: float  # log p(x|mu) - E_q[log p(x|z)], from the same draws
+    jensen_gap_ci95_low: float
+    jensen_gap_ci95_high: float
+    jensen_gap_mc_se: float
+    share_mean_decode_better: float  # share of images with a positive gap
     se_mean_decode: float
     se_sampled: float
-    se_diff_mean: float
-    se_diff_se: float
-    se_diff_ci95_low: float
-    se_diff_ci95_high: float
-    se_share_mean_decode_better: float
+    code_norm: float
     elbo_std_k_first: float  # per-image spread of ELBO_K at the smallest K of the study (evaluate.elbo_ks[0])
     elbo_std_k_last: float  # and at the largest
     latent_dim: int
@@ -53,26 +49,27 @@ class ModelEstimates(Artifact):
 
 
 class Comparison(Artifact):
-    """Another model against `vae` on the same images: paired NLL and mean-decode cross-entropy differences."""
+    """Another model against `vae` on the same images and draws, paired; intervals 95% over the test images."""
 
     nll_minus_vae: float
-    nll_diff_se: float
     nll_diff_ci95_low: float
     nll_diff_ci95_high: float
     share_images_vae_better: float
-    bce_mean_decode_minus_vae: float
-    bce_diff_ci95_low: float
-    bce_diff_ci95_high: float
+    log_px_mu_minus_vae: float  # > 0: the other model's mean decode reconstructs better
+    log_px_mu_diff_ci95_low: float
+    log_px_mu_diff_ci95_high: float
 
 
 class Spread(Artifact):
-    """One quantity across training seeds: per-seed values, their mean and sd, the 95% t-interval of the mean."""
+    """One quantity across training seeds: per-seed values, their mean and sd, the 95% t-interval of the mean
+    (size), and the two-sided exact sign test of "the values are as likely negative as positive" (direction)."""
 
     values: list[float]
     mean: float
     sd: float
     ci95_low: float | None  # None with one seed: no interval
     ci95_high: float | None
+    sign_test_p: float
 
 
 class SeedModel(Artifact):
@@ -80,9 +77,8 @@ class SeedModel(Artifact):
 
     seeds: list[int]
     nll: Spread
-    bce_diff_mean: Spread
     jensen_gap: Spread
-    bce_mean_decode: Spread
+    log_px_mu: Spread
 
 
 class SeedComparison(Artifact):
@@ -90,7 +86,7 @@ class SeedComparison(Artifact):
 
     seeds: list[int]
     nll_minus_vae: Spread
-    bce_mean_decode_minus_vae: Spread
+    log_px_mu_minus_vae: Spread
 
 
 class SeedSpread(Artifact):
@@ -107,7 +103,6 @@ class EvaluationMetrics(Artifact):
     split: Literal["train", "val", "test"]
     images: int
     nll_images: int
-    study_images: int
     pixels: int
     binarize: str
     seed: int

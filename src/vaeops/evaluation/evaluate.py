@@ -170,19 +170,15 @@ def _evaluate(params: Params) -> dict[str, Any]:
     x = x.to(device)
     models = load_models(params, data_sha, x.shape[1], device)
     nll_rows = measures.subset(len(x), cfg.nll_images, cfg.seed, measures.NLL_ROWS)
-    study_rows = measures.subset(len(x), cfg.study_images, cfg.seed, measures.STUDY_ROWS)
     results = {}
     for name, model in models.items():
-        with Progress(
-            measures.work(len(x), len(nll_rows), len(study_rows), cfg), f"evaluate {name}", unit="draw"
-        ) as bar:
-            results[name] = measures.measure(model, x, nll_rows, study_rows, cfg, bar)
+        with Progress(measures.work(len(x), len(nll_rows), cfg), f"evaluate {name}", unit="draw") as bar:
+            results[name] = measures.measure(model, x, nll_rows, cfg, bar)
     metrics = {
         "dataset": load_manifest(prepared).get("dataset", params.data.dataset),
         "split": cfg.split,
         "images": int(len(x)),
         "nll_images": int(len(nll_rows)),
-        "study_images": int(len(study_rows)),
         "pixels": int(x.shape[1]),
         "binarize": cfg.binarize,
         "seed": cfg.seed,
@@ -246,7 +242,7 @@ def _evaluate(params: Params) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 2),
         "images": metrics["images"],
         "models": {
-            n: {k: h[k] for k in ("nll", "elbo", "bce_diff_mean", "jensen_gap", "active_units")}
+            n: {k: h[k] for k in ("nll", "elbo", "log_px_mu", "jensen_gap", "active_units")}
             for n, h in metrics["models"].items()
         },
     }

@@ -1,8 +1,8 @@
 """reports/report.md: the question, the measured numbers, the figures, and the conclusions those numbers support.
 
-Every sentence that compares two numbers is chosen by a `claims.Claim`: its Monte-Carlo interval, its interval across
-training seeds and the estimator's remaining bias. A difference they do not support is reported as inconclusive,
-with the reason; no sentence is fixed text about a direction.
+Every sentence that compares two numbers is chosen by a `claims.Claim` (the rules are in `claims` and
+docs/evaluation.md): its interval over the test images, the sign test over training seeds and, for an NLL, whether
+the higher estimate has converged. A difference they do not support is reported as not claimed, with the reason.
 """
 
 from __future__ import annotations
@@ -13,47 +13,50 @@ from typing import Any
 from vaeops.core.params import EvaluateParams
 from vaeops.evaluation import claims
 from vaeops.evaluation.claims import Claim
+from vaeops.evaluation.tables import density_table, reconstruction_table, seeds_table
 from vaeops.evaluation.tables import fmt as _f
-from vaeops.evaluation.tables import headline_table, seeds_table
 
 # The model variants (train.variant) this report contrasts: the VAE trained on sampled z, the `plugin` model trained
 # on the plug-in reconstruction term log p(x|z = mu), and the plain `autoencoder` (z = mu, no KL term).
 VAE_MODEL, PLUGIN_MODEL, AUTOENCODER_MODEL = "vae", "plugin", "autoencoder"
 
 
-def reconstruction_text(name: str, claim: Claim, h: dict[str, Any]) -> str:
-    """One model's mean-vs-sampled finding, worded by its claim."""
-    if claim.side > 0:
-        return (
-            f"`{name}`: decoding the mean reconstructs better. A sampled decode costs {_f(claim.diff)} nats more "
-            f"cross-entropy per image ({claim.interval()}), and the mean decode wins on "
-            f"{h['bce_share_mean_decode_better']:.0%} of the images."
+def gap_text(name: str, claim: Claim, h: dict[str, Any], untrained_variance: bool = False) -> str:
+    """One model's Jensen gap, which is also the cost of a sampled decode, worded by its claim."""
+    if untrained_variance:
+        lead = (
+            f'`{name}`: its encoder\'s log-variance head never received a gradient, so its "sampled decode" draws '
+            "from an untrained q(z|x): these numbers describe that head, not sampling."
         )
-    if claim.side < 0:
-        return (
-            f"`{name}`: sampled decodes reconstruct better on average, by {_f(-claim.diff)} nats "
-            f"({claim.interval()} for sampled - mean); the mean decode wins on only "
-            f"{h['bce_share_mean_decode_better']:.0%} of the images."
-        )
-    return f"`{name}`: inconclusive, no measurable difference between mean and sampled decodes: {claim.reason}."
-
-
-def jensen_text(name: str, claim: Claim, h: dict[str, Any]) -> str:
-    """One model's Jensen-gap finding; whether the plug-in 'ELBO' even overshoots the estimated log p(x)."""
+    else:
+        lead = f"`{name}`:"
     if claim.side == 0:
-        return f"`{name}`: the Jensen gap is not distinguishable from zero ({_f(claim.diff)} nats): {claim.reason}."
-    direction = "overstates" if claim.side > 0 else "understates"
-    text = (
-        f"`{name}`: measured here, the plug-in log p(x|mu) {direction} the expectation E_q[log p(x|z)] by "
-        f"{_f(abs(claim.diff))} nats per image ({claim.interval()})."
+        return f"{lead} the Jensen gap ({_f(claim.diff)} nats) is inconclusive: {claim.reason}."
+    better = "the mean decode" if claim.side > 0 else "a sampled decode"
+    better = better.capitalize() if lead.endswith(".") else better
+    return (
+        f"{lead} {better} has the higher log-likelihood: log p(x|z = mu) = {_f(h['log_px_mu'])} against "
+        f"E_q[log p(x|z)] = {_f(h['e_log_px'])}, a Jensen gap of {_f(claim.diff)} nats per image ({claim.interval()};"
+        f" Monte-Carlo part ± {_f(1.96 * h['jensen_gap_mc_se'], 3)}); the mean decode is better on "
+        f"{h['share_mean_decode_better']:.0%} of the images. The posterior predictive mean, the average of the S "
+        f"decoded images, scores log p(x|x_bar) = {_f(h['log_px_predictive'])}."
     )
-    plug_in = h["log_px_mu"] - h["kl"]
-    if plug_in > -h["nll"]:
-        text += (
-            f" The plug-in 'ELBO' log p(x|mu) - KL = {_f(plug_in)} is above even the importance-sampled "
-            f"log p(x) ≈ {_f(-h['nll'])}: it is not a lower bound at all."
-        )
-    return text
+
+
+def identity_note(likelihood: str) -> str:
+    """Why the gap is also the reconstruction cost, and why the predictive mean scores at least E_q."""
+    loss = (
+        "the binary cross-entropy of the decoded image, -log p(x|z)"
+        if likelihood == "bernoulli"
+        else "the squared error divided by 2 sigma^2, plus a constant"
+    )
+    return (
+        f"One number, two readings. For a {likelihood} likelihood the reconstruction loss is {loss}, so the extra "
+        "loss of a sampled decode over the mean decode is exactly log p(x|z = mu) - E_q[log p(x|z)], the Jensen "
+        "gap: the plug-in log p(x|mu) overstates the ELBO's reconstruction term by just what a sampled decode "
+        "costs. The log-likelihood is concave in the decoded pixel means, so the predictive mean scores at least "
+        "E_q[log p(x|z)]; it need not score below log p(x|z = mu)."
+    )
 
 
 def jensen_note() -> str:
@@ -78,11 +81,10 @@ def k_text(name: str, study: list[dict[str, Any]], h: dict[str, Any], nll_k: int
         f"{_f(first['elbo_mean'])} to {_f(last['elbo_mean'])}. L_K goes from {_f(first['iwae_mean'])} to "
         f"{_f(last['iwae_mean'])}; the NLL estimate at K = {nll_k} is {_f(h['nll'])} nats."
     )
-    if h["nll_remaining_bias"] > 0:
+    if not h["nll_converged"]:
         text += (
-            f" L_K still gained {_f(h['nll_remaining_bias'])} nats from K = {study[-2]['k']} to {last['k']}: q(z|x) "
-            "is a poor proposal for this model, its NLL estimate is an upper bound that more samples would lower, "
-            "and no NLL difference smaller than that is claimed."
+            f" L_K still rose {_f(h['nll_last_decade_rise'])} nats from K = {nll_k // 10} to {nll_k} on the same "
+            "images and draws: q(z|x) is a poor proposal for this model, and its NLL may be lower than the estimate."
         )
     return text
 
@@ -90,25 +92,28 @@ def k_text(name: str, study: list[dict[str, Any]], h: dict[str, Any], nll_k: int
 def between_text(other: str, nll: Claim, recon: Claim, models: dict[str, dict[str, Any]]) -> str:
     """`other` against the `vae` model: density (NLL) and reconstruction (mean decode), each worded by its claim."""
     v, o = models[VAE_MODEL], models[other]
+    at_least = "at least " if nll.at_least else ""
     if nll.side > 0:
         text = (
-            f"The `vae` model has the lower NLL: {_f(nll.diff)} nats below `{other}` ({_f(v['nll'])} vs "
+            f"The `vae` model has the lower NLL: {at_least}{_f(nll.diff)} nats below `{other}` ({_f(v['nll'])} vs "
             f"{_f(o['nll'])}; {nll.interval()})."
         )
     elif nll.side < 0:
         text = (
-            f"`{other}` has the lower NLL, by {_f(-nll.diff)} nats ({_f(o['nll'])} vs {_f(v['nll'])}; "
+            f"`{other}` has the lower NLL, by {at_least}{_f(-nll.diff)} nats ({_f(o['nll'])} vs {_f(v['nll'])}; "
             f"{nll.interval()})."
         )
     else:
-        text = f"Which of `vae` and `{other}` is the better density model is inconclusive: {nll.reason}."
-    if recon.side < 0:
-        text += (
-            f" `{other}` reconstructs better from its mean (BCE {_f(o['bce_mean_decode'])} vs "
-            f"{_f(v['bce_mean_decode'])};"
-            f" {recon.interval()}): reconstruction error does not measure a generative model."
+        text = (
+            f"Which of `vae` and `{other}` is the better density model is not claimed: {nll.reason} (estimates "
+            f"{_f(v['nll'])} and {_f(o['nll'])})."
         )
-    elif recon.side > 0:
+    if recon.side > 0:
+        text += (
+            f" `{other}` reconstructs better from its mean (log p(x|z = mu) {_f(o['log_px_mu'])} vs "
+            f"{_f(v['log_px_mu'])}; {recon.interval()}): reconstruction does not measure a generative model."
+        )
+    elif recon.side < 0:
         text += f" The `vae` model also reconstructs better from its mean ({recon.interval()} for {other} - vae)."
     else:
         text += f" Their mean-decode reconstructions do not differ measurably: {recon.reason}."
@@ -134,9 +139,9 @@ def autoencoder_text(models: dict[str, dict[str, Any]]) -> str:
     )
     text += f" (`vae`: {_f(models[VAE_MODEL]['nll'])})" if VAE_MODEL in models else ""
     text += (
-        f"; L_K was still rising by {_f(a['nll_remaining_bias'])} nats at the largest K, so that number is far "
-        "from converged."
-        if a["nll_remaining_bias"] > 0
+        f"; L_K still rose {_f(a['nll_last_decade_rise'])} nats over the last decade of K, so that number may "
+        "fall well below the estimate."
+        if not a["nll_converged"]
         else "."
     )
     return text
@@ -146,23 +151,18 @@ def conclusion(metrics: dict[str, Any]) -> str:
     """The answer to "why sample?", assembled only from the findings the claims support."""
     models, points = metrics["models"], []
     name = VAE_MODEL if VAE_MODEL in models else next(iter(models))
-    recon = claims.reconstruction(metrics, name)
-    if recon.side > 0:
-        points.append(
-            f"Sampling is not for sharper reconstructions: for `{name}`, decoding the posterior mean gives "
-            f"{_f(recon.diff)} nats lower cross-entropy than a sampled decode."
-        )
-    elif recon.side < 0:
-        points.append(
-            f"For `{name}` a sampled decode reconstructs better than the mean decode (by {_f(-recon.diff)} "
-            "nats): log p(x|z) is not concave in z for this decoder."
-        )
     gap = claims.jensen(metrics, name)
-    if gap.side != 0:
+    if gap.side > 0:
         points.append(
-            f"The ELBO needs E_q[log p(x|z)], and the plug-in log p(x|mu) is off by {_f(abs(gap.diff))} nats "
-            f"per image ({'too high' if gap.side > 0 else 'too low'}): E[f(z)] ≠ f(E[z]). Only samples "
-            "estimate the bound whose gradient trains the model."
+            f"Sampling is not for sharper reconstructions: for `{name}`, the mean decode's log-likelihood is "
+            f"{_f(gap.diff)} nats per image above a sampled decode's. That same number is why the ELBO needs "
+            "samples: the plug-in log p(x|mu) overstates E_q[log p(x|z)] by it, E[f(z)] ≠ f(E[z]), and only "
+            "samples estimate the bound whose gradient trains the model."
+        )
+    elif gap.side < 0:
+        points.append(
+            f"For `{name}` a sampled decode has the higher log-likelihood than the mean decode (by "
+            f"{_f(-gap.diff)} nats): log p(x|z) is not concave in z for this decoder."
         )
     for other in (PLUGIN_MODEL, AUTOENCODER_MODEL):
         if other not in metrics.get("comparisons", {}):
@@ -171,12 +171,12 @@ def conclusion(metrics: dict[str, Any]) -> str:
         if nll.side > 0:
             points.append(
                 f"Training on sampled z with the KL term gives the better density model than `{other}`: "
-                f"{_f(nll.diff)} nats lower test NLL ({nll.interval()})."
+                f"{'at least ' if nll.at_least else ''}{_f(nll.diff)} nats lower test NLL ({nll.interval()})."
             )
         elif nll.side < 0:
             points.append(f"On this data `{other}` has the lower NLL (by {_f(-nll.diff)} nats).")
         else:
-            points.append(f"`vae` against `{other}` on NLL: inconclusive ({nll.reason}).")
+            points.append(f"`vae` against `{other}` on NLL: not claimed ({nll.reason}).")
     if models[name]["collapsed"]:
         points.append(
             "Caution: the posterior has collapsed (no latent dimension carries information), so the "
@@ -188,25 +188,29 @@ def conclusion(metrics: dict[str, Any]) -> str:
 
 
 def scope(metrics: dict[str, Any], cfg: EvaluateParams) -> str:
-    """Which images and which K each number uses, and which seeds."""
+    """Which images and which draws each table uses, and which training seeds."""
     seeds = metrics.get("seeds")
+    subset = "all" if metrics["nll_images"] == metrics["images"] else "a fixed, seeded subset of"
     text = (
         f"Measured on the `{metrics['split']}` split of `{metrics['dataset']}` ({metrics['pixels']} pixels, "
-        f"binarization `{metrics['binarize']}`), evaluation seed {metrics['seed']}. Reconstructions and the Jensen "
-        f"gap: all {metrics['images']:,} images, S = {cfg.recon_samples} draws each. NLL and ELBO: "
-        f"{'all' if metrics['nll_images'] == metrics['images'] else 'a fixed, seeded subset of'} "
-        f"{metrics['nll_images']:,} images, K = {metrics['nll_k']}"
+        f"binarization `{metrics['binarize']}`), evaluation seed {metrics['seed']}. Two image sets, each with its "
+        f"own draws: the reconstruction table and section 1 use all {metrics['images']:,} images with S = "
+        f"{cfg.recon_samples} draws each; the density table, the K study and sections 2, 4 and 5 use {subset} "
+        f"{metrics['nll_images']:,} images, the NLL with K = {metrics['nll_k']} draws"
         + (" (matmuls on bfloat16 inputs)" if metrics.get("precision") == "bf16" else "")
-        + f". K study: {metrics['study_images']:,} images, K in {cfg.elbo_ks}, R = {cfg.elbo_repeats} repeats."
+        + f", the study with K in {cfg.elbo_ks} and R = {cfg.elbo_repeats} repeats."
+        " Every interval is 95% and says what it covers: the test images (the finite set measured), Monte-Carlo "
+        "draws (images fixed, draws repeated), or training seeds."
     )
     if seeds:
+        listed = ", ".join(str(s) for s in next(iter(seeds["models"].values()))["seeds"])
         text += (
-            f" Training seeds: {', '.join(str(s) for s in next(iter(seeds['models'].values()))['seeds'])}; each "
-            "headline difference has an interval across them beside its Monte-Carlo interval. The tables and "
-            "figures show each model's seed with the best validation loss (for `vae`, the model that is exported)."
+            f" Training seeds: {listed}. A direction is claimed only when the sign test over them rejects 'either "
+            "sign' at 5%; the size across seeds is a 95% t-interval. The tables and figures show each model's seed "
+            "with the best validation loss (for `vae`, the model that is exported)."
         )
     else:
-        text += " One training seed per model: the intervals cover Monte-Carlo noise only."
+        text += " One training seed per model: the findings are about these trained models, not the method."
     return text
 
 
@@ -229,21 +233,27 @@ def render_report(metrics: dict[str, Any], details: dict[str, Any], cfg: Evaluat
         "# Why sample z? Sampled against mean decoding in a VAE",
         "A VAE reconstructs x from z drawn from q(z|x). Why not decode the posterior mean, which looks less noisy, or "
         "drop the sampling and the KL term altogether? " + scope(metrics, cfg) + f" Models: {architectures}." + caveat,
-        "## Headline numbers\n\n" + headline_table(models),
-        "## 1. Reconstruction: mean decode against sampled decode\n\n"
-        + "\n\n".join(reconstruction_text(n, claims.reconstruction(metrics, n), h) for n, h in models.items())
-        + "\n\n![reconstructions](plots/reconstructions.png)",
-        "## 2. The Jensen gap\n\n"
-        + "\n\n".join(jensen_text(n, claims.jensen(metrics, n), h) for n, h in models.items())
+        "## Headline numbers\n\n### Reconstruction: all "
+        f"{metrics['images']:,} images, S = {cfg.recon_samples} draws each\n\n"
+        + reconstruction_table(models)
+        + f"\n\n### Density: {metrics['nll_images']:,} images, K = {metrics['nll_k']} draws each\n\n"
+        + density_table(models),
+        "## 1. The mean decode, a sampled decode, and the Jensen gap\n\n"
+        + "\n\n".join(
+            gap_text(n, claims.jensen(metrics, n), h, untrained_variance=n == AUTOENCODER_MODEL)
+            for n, h in models.items()
+        )
         + "\n\n"
+        + identity_note(next(iter(details.values()))["config"]["likelihood"])
+        + " "
         + jensen_note()
-        + "\n\n![per-image gaps](plots/gaps.png)\n\nFor a few test images, the value of "
-        "log p(x|z) at each draw z ~ q(z|x), their mean (what the ELBO uses) and the plug-in value at z = mu:\n\n"
-        "![why sample](plots/why_sample.png)",
-        "## 3. Estimators as K grows\n\n"
+        + "\n\n![reconstructions](plots/reconstructions.png)\n\n![per-image gaps](plots/gaps.png)\n\nFor a few "
+        "test images, the value of log p(x|z) at each draw z ~ q(z|x), their mean (what the ELBO uses) and the "
+        "plug-in value at z = mu:\n\n![why sample](plots/why_sample.png)",
+        "## 2. Estimators as K grows\n\n"
         + "\n\n".join(k_text(n, details[n]["k_study"], h, metrics["nll_k"]) for n, h in models.items())
         + "\n\n![estimators against K, one row per model](plots/estimators_vs_k.png)",
-        "## 4. Latent health\n\n"
+        "## 3. Latent health\n\n"
         + "\n\n".join(
             f"`{n}`: {h['active_units']} of {h['latent_dim']} units active (Cov_x(E_q[z]) > {cfg.active_threshold}), "
             f"{h['collapsed_dims']} dimension(s) with mean KL below {cfg.collapse_kl} nats"
@@ -253,8 +263,8 @@ def render_report(metrics: dict[str, Any], details: dict[str, Any], cfg: Evaluat
         + "\n\n![latent means](plots/latent_2d.png)",
     ]
     for title, other in (
-        ("5. The `plugin` model: trained on z = mu, with the KL term", PLUGIN_MODEL),
-        ("6. The `autoencoder`: z = mu and no KL term", AUTOENCODER_MODEL),
+        ("4. The `plugin` model: trained on z = mu, with the KL term", PLUGIN_MODEL),
+        ("5. The `autoencoder`: z = mu and no KL term", AUTOENCODER_MODEL),
     ):
         if other in metrics.get("comparisons", {}):
             text = between_text(

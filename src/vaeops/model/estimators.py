@@ -36,6 +36,7 @@ class SampleStats:
     """Per-image results of K draws z_k ~ q(z|x); every field has shape (N,)."""
 
     iwae: torch.Tensor  # L_K = log (1/K) sum_k w_k, w_k = p(x, z_k) / q(z_k | x)
+    iwae_tenth: torch.Tensor  # L_{K/10} from the first K/10 of the same draws: L_K - L_{K/10} is the last decade's rise
     mean_log_likelihood: torch.Tensor  # (1/K) sum_k log p(x | z_k): the ELBO's reconstruction term
     kl: torch.Tensor  # KL(q(z|x) || p(z)) in closed form
 
@@ -99,7 +100,7 @@ def sample_stats(
     precision: str = "fp32",
     progress: Progress | None = None,
 ) -> SampleStats:
-    """Draw `samples` latents per image and return L_K, the mean log-likelihood and the KL per image.
+    """Draw `samples` latents per image and return L_K, L_{K/10} (nested), the mean log-likelihood and the KL.
 
     The log-sum-exp over samples is accumulated chunk by chunk with logaddexp, which stays exact and stable
     for any K; memory is chunk_images * chunk_samples * D floats per worker.
@@ -114,20 +115,39 @@ def sample_stats(
             mu, logvar = model.encode(xb)
             log_px = model.log_likelihood_fn(xb, head)
             lse = torch.full((len(xb),), -math.inf, dtype=mu.dtype, device=mu.device)
+            lse_tenth = lse.clone()
             ll_sum = torch.zeros_like(lse)
             for cols in _chunks(samples, chunk_samples):
                 z, eps = sample_latents(mu, logvar, cols.stop - cols.start, generator)
                 ll = log_px(z)
                 log_w = ll + log_prior_ratio(z, eps, logvar)
                 lse = torch.logaddexp(lse, torch.logsumexp(log_w, dim=0))
+                if cols.start < tenth:
+                    lse_tenth = torch.logaddexp(lse_tenth, torch.logsumexp(log_w[: tenth - cols.start], dim=0))
                 ll_sum += ll.sum(0)
                 if progress is not None:
                     progress.update(len(xb) * (cols.stop - cols.start))
-            return lse - math.log(samples), ll_sum / samples, gaussian_kl(mu, logvar).sum(-1)
+            return (
+                lse - math.log(samples),
+                lse_tenth - math.log(tenth),
+                ll_sum / samples,
+                gaussian_kl(mu, logvar).sum(-1),
+            )
 
+    tenth = max(1, samples // 10)
     head = model.decoder_head_fn(precision)  # checks the precision before any work, converts bf16 weights once
     parts = _map_chunks(run, _chunks(len(x), chunk_images), x.device, workers)
-    return SampleStats(*(torch.cat([part[i] for part in parts]) for i in range(3)))
+    return SampleStats(*(torch.cat([part[i] for part in parts]) for i in range(4)))
+
+
+def predictive_log_likelihood(model: VAE, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+    """log p(x | x_bar) for the posterior predictive mean x_bar = (1/S) sum_s E[x | z_s], the average decoded image
+    of S draws (decoded: (S, B, D) decoder outputs). The log-likelihood is concave in the pixel means (Bernoulli
+    probabilities, or Gaussian means at a fixed variance), so this is at least the average over the draws."""
+    if model.config.likelihood == "bernoulli":
+        mean = torch.sigmoid(decoded).mean(0).clamp(PIXEL_EPS, 1 - PIXEL_EPS)
+        return model.log_likelihood(x, torch.log(mean) - torch.log1p(-mean))  # back to logits
+    return model.log_likelihood(x, decoded.mean(0))
 
 
 def _pixel_errors(model: VAE, x: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +186,9 @@ def reconstruction_errors(
             bce_mu, se_mu = _pixel_errors(model, xb, decoded_mu)
             bce_z, se_z = _pixel_errors(model, xb, decoded_z)
             log_px_mu = model.log_likelihood(xb, decoded_mu)
-            e_log_px = model.log_likelihood(xb, decoded_z).mean(0)
+            log_px_z = model.log_likelihood(xb, decoded_z)  # (S, B): one value per draw
+            e_log_px = log_px_z.mean(0)
+            mc_var = log_px_z.var(0) / samples if samples > 1 else torch.zeros_like(e_log_px)
             if progress is not None:
                 progress.update(len(xb) * (samples + 1))
             return {
@@ -176,6 +198,9 @@ def reconstruction_errors(
                 "se_sampled": se_z.mean(0),
                 "log_px_mu": log_px_mu,
                 "e_log_px": e_log_px,
+                # the Monte-Carlo variance of this image's E_q estimate: what more draws would shrink
+                "e_log_px_mc_var": mc_var,
+                "log_px_predictive": predictive_log_likelihood(model, xb, decoded_z),
                 "jensen_gap": log_px_mu - e_log_px,
             }
 

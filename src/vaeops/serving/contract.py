@@ -111,10 +111,10 @@ def patch(schema: dict[str, Any], plane: DataPlane) -> dict[str, Any]:
         for key, value in properties.items():
             described = components[name]["properties"][key]
             components[name]["properties"][key] = {**value, "description": described.get("description", "")}
-    # samples > 1 only with mode=sample (mode=mean is deterministic): said as two alternatives
+    # samples > 1 only with mode=predictive (mean and sample decode one z): said as two alternatives
     components["ReconstructRequest"]["anyOf"] = [
-        {"properties": {"mode": {"const": "mean"}, "samples": {"const": 1}}},
-        {"required": ["mode"], "properties": {"mode": {"const": "sample"}}},
+        {"properties": {"mode": {"enum": ["mean", "sample"]}, "samples": {"const": 1}}},
+        {"required": ["mode"], "properties": {"mode": {"const": "predictive"}}},
     ]
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

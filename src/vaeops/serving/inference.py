@@ -21,7 +21,9 @@ from vaeops.bundle.manifest import (
 from vaeops.core.errors import InferenceFailed, InputError, ModelFileError, ParamsError
 from vaeops.serving.inputs import LATENT_BOUND, as_array, check_count, check_finite, check_int
 
-MODES = ("mean", "sample")
+# The three reconstructions of docs/evaluation.md: the mean decode (z = mu), one sampled decode (z ~ q(z|x)), and the
+# posterior predictive mean (the average decoded image of `samples` draws).
+MODES = ("mean", "sample", "predictive")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
 DECODE_CHUNK = 4096  # latents per decoder run in sampled reconstruction: bounds working memory
@@ -226,13 +228,17 @@ class OnnxVAE:
         return restore(self._run("decoder", {"z": array})[0])
 
     def reconstruct(self, images: Any, mode: str = "mean", samples: int = 1, seed: int | None = None) -> np.ndarray:
-        """Reconstruct images in their own layout: mode="mean" decodes z = mu; mode="sample" averages the decoded
-        images of `samples` draws z = mu + sigma * eps, eps ~ N(0, I) from `seed` (the Monte-Carlo E_q[p(x|z)])."""
+        """Reconstruct images in their own layout: mode="mean" decodes z = mu; mode="sample" decodes one draw
+        z = mu + sigma * eps, eps ~ N(0, I) from `seed`; mode="predictive" averages the decoded images of `samples`
+        such draws (the posterior predictive mean x_bar)."""
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         samples = check_int(samples, "samples", 1, self.max_samples)
-        if mode == "mean" and samples != 1:
-            raise InputError("samples applies to mode='sample' only; mode='mean' is deterministic")
+        if mode != "predictive" and samples != 1:
+            raise InputError(
+                f"samples applies to mode='predictive' only (the average of S decodes); mode={mode!r} decodes "
+                "one z per image"
+            )
         seed = None if seed is None else check_int(seed, "seed", 0)
         x, restore, _ = self._images(images)
         if mode == "mean":

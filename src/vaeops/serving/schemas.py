@@ -25,13 +25,15 @@ class EncodeRequest(BaseModel):
 
 
 class ReconstructRequest(BaseModel):
-    """Images to reconstruct from z = mu (mode mean) or from draws z ~ q(z|x) (mode sample)."""
+    """Images to reconstruct: from z = mu, from one draw z ~ q(z|x), or as the average of several draws."""
 
     images: list[Any] = Field(description=IMAGES_DOC)
-    mode: Literal["mean", "sample"] = Field(
-        "mean", description="mean: decode z = mu; sample: average of `samples` draws z ~ q(z|x)"
+    mode: Literal["mean", "sample", "predictive"] = Field(
+        "mean",
+        description="mean: decode z = mu; sample: decode one draw z ~ q(z|x); predictive: the average decoded image "
+        "of `samples` draws (the posterior predictive mean)",
     )
-    samples: Whole = Field(1, strict=True, description="Monte-Carlo draws per image (mode=sample only)")
+    samples: Whole = Field(1, strict=True, description="draws per image averaged by mode=predictive (1 otherwise)")
     seed: Whole | None = Field(None, strict=True, description="seed of the draws; null = fresh randomness")
 
 

@@ -124,7 +124,8 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
 
     @app.post("/reconstruct", response_model=ImagesResponse, responses=bad)
     def reconstruct(request: ReconstructRequest) -> NumpyJSONResponse:
-        """Reconstruction from the posterior mean (mode=mean) or averaged over sampled latents (mode=sample)."""
+        """The mean decode (mode=mean), one sampled decode (mode=sample), or the posterior predictive mean, the
+        average of `samples` decoded draws (mode=predictive)."""
         return NumpyJSONResponse(plane.reconstruct(request.images, request.mode, request.samples, request.seed))
 
     @app.post("/generate", response_model=ImagesResponse, responses=bad)

@@ -22,7 +22,6 @@ class EvaluateParams(Section):
     recon_samples: int = Field(16, ge=1)
     elbo_ks: list[Count] = Field([1, 10, 100], min_length=1)
     elbo_repeats: int = Field(10, ge=2)  # a spread needs two repeats
-    study_images: int | None = Field(500, ge=1)
     nll_images: int | None = Field(1000, ge=1)
     nll_k: int = Field(1000, ge=1)  # a K of zero estimates nothing
     chunk_images: int = Field(16, ge=1)

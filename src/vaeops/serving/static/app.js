@@ -91,8 +91,9 @@ function chart(rows) {
   const body = document.querySelector("#k-table tbody");
   body.replaceChildren(...rows.map((r) => {
     const tr = document.createElement("tr");
-    tr.innerHTML = `<td>${r.k}</td><td data-value="${r.elbo_mean}">${fmt(r.elbo_mean)} ± ${fmt(r.elbo_std)}</td>` +
-      `<td data-value="${r.iwae_mean}">${fmt(r.iwae_mean)} ± ${fmt(r.iwae_std)}</td>`;
+    // the spread of one estimate over the R repeats (sd), not an interval
+    tr.innerHTML = `<td>${r.k}</td><td data-value="${r.elbo_mean}">${fmt(r.elbo_mean)} (sd ${fmt(r.elbo_std)})</td>` +
+      `<td data-value="${r.iwae_mean}">${fmt(r.iwae_mean)} (sd ${fmt(r.iwae_std)})</td>`;
     return tr;
   }));
 }
@@ -115,8 +116,9 @@ async function explain(image, label) {
     document.getElementById("panel-samples").replaceChildren(
       ...result.sampled_decodes.slice(0, SHOWN_SAMPLES).map((d) => pixels(d, imageShape)));
     number("num-log-px-mu", result.log_px_mu);
-    number("num-e-log-px", result.e_log_px, `${fmt(result.e_log_px)} ± ${fmt(result.e_log_px_se)} (${result.samples} draws)`);
-    number("num-jensen-gap", result.jensen_gap, `${fmt(result.jensen_gap)} ± ${fmt(result.jensen_gap_se)}`);
+    // ± is the 95% Monte-Carlo interval over the draws (this image fixed)
+    number("num-e-log-px", result.e_log_px, `${fmt(result.e_log_px)} ± ${fmt(1.96 * result.e_log_px_se)} (${result.samples} draws)`);
+    number("num-jensen-gap", result.jensen_gap, `${fmt(result.jensen_gap)} ± ${fmt(1.96 * result.jensen_gap_se)}`);
     number("num-kl", result.kl);
     number("num-elbo", result.elbo);
     number("num-plugin-elbo", result.plugin_elbo);
@@ -207,7 +209,8 @@ async function loadCard() {
     ["served version", card.model_version], ["trained on", `${describe(card.data.dataset)} (data ${String(card.data_sha256).slice(0, 12)}...)`],
     ["epoch", card.epoch], ["likelihood", card.likelihood], ["image shape", describe(card.image_shape)],
     ["latent dimensions", card.latent_dim],
-    ["test NLL (nats)", metrics.nll === undefined ? "not recorded" : `${fmt(metrics.nll, 2)} ± ${fmt(metrics.nll_se, 2)}`],
+    ["test NLL estimate (nats)", metrics.nll === undefined ? "not recorded" : metrics.nll_ci95_low === undefined ?
+      fmt(metrics.nll, 2) : `${fmt(metrics.nll, 2)} [${fmt(metrics.nll_ci95_low, 2)}, ${fmt(metrics.nll_ci95_high, 2)}], 95% over test images`],
     ["ELBO (nats)", metrics.elbo === undefined ? "not recorded" : fmt(metrics.elbo, 2)],
     ["Jensen gap, test set mean (nats)", metrics.jensen_gap === undefined ? "not recorded" : fmt(metrics.jensen_gap, 2)],
     ["active units", describe(metrics.active_units)],
