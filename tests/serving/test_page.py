@@ -18,6 +18,7 @@ from helpers import evaluation_metrics
 from onnx_helpers import IMAGE_SHAPE, Server, make_project
 from vaeops.core.params import load_params
 from vaeops.dataset.splits import manifest_sha256
+from vaeops.evaluation.tables import reconstruction_table
 from vaeops.export.export import export
 from vaeops.lifecycle.promote import promote
 from vaeops.model.objectives import gaussian_kl
@@ -40,7 +41,17 @@ def site(tmp_path_factory):
         json.dumps(
             {
                 **evaluation_metrics(
-                    data_sha, vae={"nll": 44.5, "nll_se": 0.3, "elbo": -45.1, "jensen_gap": 1.2, "active_units": 3}
+                    data_sha,
+                    vae={
+                        "nll": 44.5,
+                        "nll_ci95_low": 43.9,
+                        "nll_ci95_high": 45.1,
+                        "elbo": -45.1,
+                        "jensen_gap": 1.2,
+                        "e_log_px": -21.5,
+                        "active_units": 3,
+                    },
+                    plugin={"nll": 50.0, "e_log_px": -64.2},
                 ),
                 "dataset": "test-random",
                 "images": 30,
@@ -51,9 +62,9 @@ def site(tmp_path_factory):
     figure, axes = plt.subplots(figsize=(2, 2))
     axes.plot([0, 1], [1, 0])
     figure.savefig(reports / "plots" / "figure.png")
-    (reports / "report.md").write_text(
-        "# Why sample z?\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![a figure](plots/figure.png)\n"
-    )
+    # the report's own table code, so the browser sees its escaping of "|" in E_q[log p(x|z)]
+    table = reconstruction_table(json.loads((reports / "metrics.json").read_text())["models"])
+    (reports / "report.md").write_text(f"# Why sample z?\n\n{table}\n\n![a figure](plots/figure.png)\n")
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["validate"] = {"report": str(reports / "validation.json")}
     raw["promote"] = {
@@ -98,6 +109,7 @@ def test_explain_matches_pytorch_and_repeats_exactly(site):
     assert len(result["log_px_samples"]) == 16 and result["e_log_px"] == pytest.approx(
         np.mean(result["log_px_samples"])
     )
+    assert result["log_px_predictive"] >= result["e_log_px"]  # the predictive mean, concave in the pixel means
     rows = result["estimators"]
     assert [r["k"] for r in rows] == REQUEST["ks"]
     assert rows[-1]["elbo_std"] < rows[0]["elbo_std"] / 10  # 1/sqrt(K): 1000 draws are ~30x less noisy than one
@@ -142,8 +154,10 @@ def test_page_shows_the_answer_offline_with_the_apis_numbers(site):
     url, _ = site
     with offline_page() as (page, problems):
         page.goto(f"{url}/")
-        page.wait_for_selector(".thumb")
+        page.wait_for_selector("#result:not([hidden])")  # the first test image is explained on load
+        assert page.text_content("#chosen").startswith("test image 0")
         page.locator(".thumb").nth(2).click()
+        page.wait_for_function("document.getElementById('chosen').textContent.startsWith('test image 2')")
         page.wait_for_selector("#result:not([hidden])")
         for panel in ("original", "mean", "average", "spread"):
             assert page.locator(f"#panel-{panel} canvas").count() == 1
@@ -152,11 +166,19 @@ def test_page_shows_the_answer_offline_with_the_apis_numbers(site):
         api = httpx.post(f"{url}/explain", json={"image": image, **REQUEST}, timeout=60).json()
         shown = {
             key: float(page.locator(f"#num-{key.replace('_', '-')}").get_attribute("data-value"))
-            for key in ("log_px_mu", "e_log_px", "jensen_gap", "kl", "elbo", "plugin_elbo")
+            for key in ("log_px_mu", "log_px_predictive", "e_log_px", "jensen_gap", "kl", "elbo", "plugin_elbo")
         }
         assert shown == {key: api[key] for key in shown}
         assert page.locator("#k-table tbody tr").count() == 4
         assert page.locator("#k-chart polyline").count() == 2
+        assert page.locator("#k-chart .y-tick").count() >= 3  # readable ticks, not just the two ends
+        bars = page.evaluate(
+            "[...document.querySelectorAll('#k-chart line')]"
+            ".filter(l => l.getAttribute('x1') === l.getAttribute('x2'))"
+            ".filter(l => l.getAttribute('y1') !== l.getAttribute('y2'))"
+            ".map(l => [+l.getAttribute('y1'), +l.getAttribute('y2')])"
+        )
+        assert bars and all(16 <= min(b) and max(b) <= 260 - 36 for b in bars)  # error bars inside the axes
         assert (
             "overstates" in page.text_content("#verdict")
             or "understates" in page.text_content("#verdict")
@@ -192,6 +214,13 @@ def test_report_and_api_docs_render_offline(site):
     with offline_page() as (page, problems):
         page.goto(f"{url}/report")
         assert page.locator("table").count() == 1
+        rows = page.evaluate(
+            "[...document.querySelectorAll('table tr')].map(r => [...r.children].map(c => c.textContent.trim()))"
+        )
+        assert all(len(row) == len(rows[0]) == 3 for row in rows)  # every row as many cells as the header
+        assert rows[0] == ["", "vae", "plugin"]
+        e_q = next(row for row in rows if row[0].startswith("E_q[log p(x|z)]"))
+        assert e_q[1:] == ["-21.50", "-64.20"]  # each value under its own model
         assert "shipped with the served model vae@" in page.locator("#report-source").inner_text()
         assert page.evaluate("document.querySelector('img').naturalWidth") > 0
         screenshot(page, "report")

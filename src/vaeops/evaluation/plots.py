@@ -48,17 +48,30 @@ def estimators_vs_k(path: Path, studies: dict[str, list[dict]], nll: dict[str, t
     fig, axes = plt.subplots(len(studies), 2, figsize=(10, 3.0 * len(studies)), squeeze=False)
     for (left, right), colour, (name, rows) in zip(axes, COLOURS, studies.items()):
         ks = np.array([row["k"] for row in rows])
-        for key, style, label in (("elbo", "--", "ELBO_K"), ("iwae", "-", "L_K (IWAE bound)")):
+        # ELBO_K in grey with squares, L_K in the model's colour with circles: told apart in colour, line and marker
+        for key, style, marker, tone, label in (
+            ("elbo", "--", "s", "dimgray", "ELBO_K"),
+            ("iwae", "-", "o", colour, "L_K (IWAE bound)"),
+        ):
             mean = np.array([row[f"{key}_mean"] for row in rows])
             spread = np.array([row[f"{key}_std_image"] for row in rows])
-            left.plot(ks, mean, style, marker="o", color=colour, label=label)
-            left.fill_between(ks, mean - spread, mean + spread, color=colour, alpha=0.12)
-            right.plot(ks, spread, style, marker="o", color=colour, label=f"{label} noise")
+            left.plot(ks, mean, style, marker=marker, color=tone, label=label)
+            left.fill_between(ks, mean - spread, mean + spread, color=tone, alpha=0.12)
+            right.plot(ks, spread, style, marker=marker, color=tone, label=f"{label} noise")
         first = rows[0]["elbo_std_image"]
         if first > 0:
             right.plot(ks, first * np.sqrt(ks[0] / ks), ":", color="black", label="1/sqrt(K) reference")
         k_big, value = nll[name]
-        left.scatter([k_big], [-value], marker="*", s=120, color=colour, label=f"L_{k_big} (the NLL estimate)")
+        left.scatter(
+            [k_big],
+            [-value],
+            marker="*",
+            s=140,
+            color=colour,
+            edgecolor="black",
+            zorder=3,
+            label=f"L_{k_big}, the NLL estimate (same images, own draws)",
+        )
         for ax in (left, right):
             ax.set_xscale("log")
             ax.grid(alpha=0.3)
@@ -135,7 +148,7 @@ def latent_scatter(path: Path, points: dict[str, tuple[np.ndarray, np.ndarray]],
     fig, axes = plt.subplots(1, len(points), figsize=(5 * len(points), 4.4), squeeze=False)
     for ax, (name, (xy, ratio)) in zip(axes[0], points.items()):
         scatter = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=5, alpha=0.7, vmin=-0.5, vmax=9.5)
-        ax.set_title(f"{name}: E_q[z|x] (PC1 {ratio[0]:.0%}, PC2 {ratio[1]:.0%} of variance)", fontsize=9)
+        ax.set_title(f"{name}: E_q[z|x]\nPC1 {ratio[0]:.0%}, PC2 {ratio[1]:.0%} of the variance", fontsize=9)
         ax.set_xlabel("PC1")
         ax.set_ylabel("PC2")
     fig.colorbar(scatter, ax=axes[0].tolist(), ticks=range(10), label="label")

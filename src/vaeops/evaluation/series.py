@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,8 @@ def plot_tables(results: dict[str, dict], labels: np.ndarray, nll_rows: np.ndarr
         nll[f"{name}_nll"] = m["nll"]
         xy, _ = pca_2d(m["mu"])
         latent[f"{name}_pc1"], latent[f"{name}_pc2"] = xy[:, 0], xy[:, 1]
-    studies = {"k": [row["k"] for row in next(iter(results.values()))["study"]]}
+    ks = [row["k"] for row in next(iter(results.values()))["study"]]
+    studies = {"k": ks, "log10_k": [round(math.log10(k), 6) for k in ks]}  # the DVC plots' log axis
     for name, m in results.items():
         for key in m["study"][0]:
             if key != "k":

@@ -102,6 +102,8 @@ def explain(
         "sample_average": picture(decoded.mean(axis=0)),
         "sample_std": picture(decoded.std(axis=0)),
         "log_px_mu": log_px_mu,
+        # the posterior predictive mean x_bar, the average decoded image: at least E_q[log p(x|z)] (concavity)
+        "log_px_predictive": float(bernoulli_log_likelihood(xd, decoded.mean(axis=0))),
         "log_px_samples": log_px.tolist(),
         "e_log_px": e_log_px,
         "e_log_px_se": se,

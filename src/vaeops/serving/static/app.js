@@ -48,7 +48,7 @@ function number(id, value, text) {
 function verdict(result) {
   const low = result.jensen_gap - 1.96 * result.jensen_gap_se;
   const high = result.jensen_gap + 1.96 * result.jensen_gap_se;
-  const gap = `${fmt(Math.abs(result.jensen_gap), 2)} nats (95% interval ${fmt(low, 2)} to ${fmt(high, 2)})`;
+  const gap = `${fmt(Math.abs(result.jensen_gap), 2)} nats (95% Monte-Carlo interval over the draws ${fmt(low, 2)} to ${fmt(high, 2)})`;
   if (low > 0) {
     return `For this image the plug-in log p(x|\u03bc) overstates E_q[log p(x|z)] by ${gap}: decoding the mean ` +
       "scores the image better than the average over the posterior, so it cannot stand in for the reconstruction term.";
@@ -57,8 +57,18 @@ function verdict(result) {
     return `For this image the plug-in log p(x|\u03bc) understates E_q[log p(x|z)] by ${gap}: the decoder's ` +
       "log-likelihood is not concave in z here, so Jensen's inequality does not fix the sign of the gap.";
   }
-  return `For this image the Jensen gap (${fmt(result.jensen_gap, 2)} nats, 95% interval ${fmt(low, 2)} to ` +
+  return `For this image the Jensen gap (${fmt(result.jensen_gap, 2)} nats, 95% Monte-Carlo interval over the draws ${fmt(low, 2)} to ` +
     `${fmt(high, 2)}) is not distinguishable from zero with ${result.samples} draws.`;
+}
+
+function niceTicks(lo, hi, wanted = 5) {
+  // about `wanted` ticks at 1, 2 or 5 x 10^n, labelled with the decimals their step needs
+  const raw = (hi - lo) / wanted, power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const digits = Math.max(0, -Math.floor(Math.log10(step)));
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push({value: v, label: fmt(v, digits)});
+  return out;
 }
 
 function chart(rows) {
@@ -67,6 +77,9 @@ function chart(rows) {
   const values = rows.flatMap((r) => [r.elbo_mean - r.elbo_std, r.elbo_mean + r.elbo_std, r.iwae_mean - r.iwae_std, r.iwae_mean + r.iwae_std]);
   let lo = Math.min(...values), hi = Math.max(...values);
   if (hi - lo < 1e-6) { lo -= 1; hi += 1; }
+  const pad = 0.06 * (hi - lo);  // every error bar inside the axes, with room
+  lo -= pad; hi += pad;
+  const ticks = niceTicks(lo, hi);
   const logK = rows.map((r) => Math.log10(r.k));
   const kMin = Math.min(...logK), kMax = Math.max(...logK) === kMin ? kMin + 1 : Math.max(...logK);
   const x = (k) => left + (Math.log10(k) - kMin) / (kMax - kMin) * (width - left - right);
@@ -74,8 +87,9 @@ function chart(rows) {
   const parts = [`<line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" stroke="#444"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" stroke="#444"/>`,
     `<text x="${(left + width - right) / 2}" y="${height - 6}" text-anchor="middle" font-size="12">K (log scale)</text>`,
-    `<text x="${left - 8}" y="${y(hi) + 4}" text-anchor="end" font-size="11">${fmt(hi, 1)}</text>`,
-    `<text x="${left - 8}" y="${y(lo) + 4}" text-anchor="end" font-size="11">${fmt(lo, 1)}</text>`];
+    ...ticks.flatMap((t) => [
+      `<line x1="${left}" y1="${y(t.value)}" x2="${width - right}" y2="${y(t.value)}" stroke="#ddd"/>`,
+      `<text class="y-tick" x="${left - 8}" y="${y(t.value) + 4}" text-anchor="end" font-size="11">${t.label}</text>`])];
   rows.forEach((r) => parts.push(`<text x="${x(r.k)}" y="${height - bottom + 14}" text-anchor="middle" font-size="11">${r.k}</text>`));
   [["elbo", "#1f77b4", "ELBO_K"], ["iwae", "#d62728", "L_K (IWAE)"]].forEach(([key, colour, label], i) => {
     const points = rows.map((r) => `${x(r.k)},${y(r[key + "_mean"])}`).join(" ");
@@ -88,6 +102,11 @@ function chart(rows) {
     parts.push(`<text x="${width - right + 10}" y="${top + 16 + 18 * i}" fill="${colour}" font-size="12">${label}</text>`);
   });
   svg.innerHTML = parts.join("");
+  // L_K >= ELBO_K holds in expectation; a single estimate can fall below by Monte-Carlo noise: say so where it does
+  const crossed = rows.filter((r) => r.elbo_mean > r.iwae_mean);
+  document.getElementById("k-note").textContent = crossed.length ?
+    `At K = ${crossed.map((r) => r.k).join(", ")} the ELBO_K estimate is above L_K: Monte-Carlo noise. L_K >= ELBO_K ` +
+    "holds in expectation, not for every estimate; compare the spread (sd) in the table." : "";
   const body = document.querySelector("#k-table tbody");
   body.replaceChildren(...rows.map((r) => {
     const tr = document.createElement("tr");
@@ -98,7 +117,10 @@ function chart(rows) {
   }));
 }
 
+let latestRequest = 0;  // a newer choice wins: an older answer arriving late is dropped
+
 async function explain(image, label) {
+  const request = ++latestRequest;
   document.getElementById("chosen").textContent = label;
   const status = document.getElementById("gallery-note");
   status.textContent = "computing...";
@@ -106,6 +128,7 @@ async function explain(image, label) {
   try {
     const result = await fetchJSON("/explain", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ image, ...REQUEST }) });
+    if (request !== latestRequest) return;
     show("#panel-original .img", result.original);
     show("#panel-mean .img", result.mean_decode);
     show("#panel-average .img", result.sample_average);
@@ -116,6 +139,7 @@ async function explain(image, label) {
     document.getElementById("panel-samples").replaceChildren(
       ...result.sampled_decodes.slice(0, SHOWN_SAMPLES).map((d) => pixels(d, imageShape)));
     number("num-log-px-mu", result.log_px_mu);
+    number("num-log-px-predictive", result.log_px_predictive);
     // ± is the 95% Monte-Carlo interval over the draws (this image fixed)
     number("num-e-log-px", result.e_log_px, `${fmt(result.e_log_px)} ± ${fmt(1.96 * result.e_log_px_se)} (${result.samples} draws)`);
     number("num-jensen-gap", result.jensen_gap, `${fmt(result.jensen_gap)} ± ${fmt(1.96 * result.jensen_gap_se)}`);
@@ -151,6 +175,8 @@ async function loadGallery() {
     });
     holder.append(button);
   });
+  // open on the first test image, so the page shows an answer before anyone clicks
+  holder.querySelector(".thumb")?.click();
 }
 
 function setupDrawing() {
