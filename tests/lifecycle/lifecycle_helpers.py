@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from helpers import evaluation_metrics, write_stand_in_export
+from helpers import REPO, evaluation_metrics, write_stand_in_export
 
 DATA_SHA = "d" * 64
 
@@ -28,3 +28,17 @@ def write_candidate(
         plugin={"nll": nll + 10, "active_units": 5},
     )
     (reports / "metrics.json").write_text(json.dumps(metrics))
+
+
+def project_with_champions(root: Path, monkeypatch, versions: tuple[str, ...] = ("vae@v1", "vae@v2")) -> Path:
+    """A scratch project (the repo's params.yaml, cwd there) where `versions` were promoted in turn, each with a
+    lower stand-in NLL than the one before."""
+    from vaeops.core.params import load_params
+    from vaeops.lifecycle.promote import promote
+
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    monkeypatch.chdir(root)
+    for rank, version in enumerate(versions):
+        write_candidate(root, version, nll=30.0 - rank)
+        assert promote(load_params())["promoted"]
+    return root

@@ -2,16 +2,11 @@
 and nothing the command would have written changed."""
 
 import hashlib
-import shutil
 import subprocess
 import sys
 
 import pytest
-from lifecycle_helpers import write_candidate
-
-from helpers import REPO
-from vaeops.core.params import load_params
-from vaeops.lifecycle.promote import promote
+from lifecycle_helpers import project_with_champions, write_candidate
 
 FILES = {  # file -> the command that reads it
     "champion-history/history.json": ("champion", "list"),
@@ -35,11 +30,7 @@ DAMAGE = {
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    for version, nll in (("vae@v1", 30.0), ("vae@v2", 29.0)):
-        write_candidate(tmp_path, version, nll=nll)
-        promote(load_params())
+    project_with_champions(tmp_path, monkeypatch)
     (tmp_path / "champion-history" / "pin.json").write_text('{"pinned": null}')
     write_candidate(tmp_path, "vae@v3", nll=20.0)
     return tmp_path

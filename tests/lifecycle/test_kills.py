@@ -2,16 +2,14 @@
 writer removes the debris and records in the history what the killed one installed or pinned."""
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from lifecycle_helpers import write_candidate
+from lifecycle_helpers import project_with_champions, write_candidate
 
-from helpers import REPO
 from vaeops.core.params import load_params
 from vaeops.lifecycle import champions, writer
 from vaeops.lifecycle import history as hist
@@ -36,11 +34,7 @@ from vaeops.lifecycle import champions, promote
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    for version, nll in (("vae@v1", 30.0), ("vae@v2", 29.0)):
-        write_candidate(tmp_path, version, nll=nll)
-        promote(load_params())
+    project_with_champions(tmp_path, monkeypatch)
     return tmp_path
 
 
