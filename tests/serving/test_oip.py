@@ -13,12 +13,15 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton_http
+from google.protobuf import json_format, text_format
 from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.grpc.model_config_pb2 import ModelConfig
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from onnx_helpers import IMAGE_SHAPE, Server, make_project
 from vaeops.export.export import export
 from vaeops.serving.inference import GRAPHS, load
+from vaeops.serving.triton import write_repository
 
 D = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 PARITY = dict(rtol=1e-4, atol=1e-5)  # export.rtol / export.atol of the project params
@@ -273,3 +276,35 @@ def test_a_taken_port_exits_2_naming_the_address(tmp_path):
         port = taken.getsockname()[1]
         result = run_serve("-S", f"serve.port={port}", params=str(tmp_path / "params.yaml"))
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_tritonclient_reads_the_config_statistics_and_repository_index(triton, serve_project, served, tmp_path):
+    client, manifest = triton
+    _, params, _, _ = serve_project
+    # the served configuration is the config.pbtxt `vaeops triton-repo` writes with this server's batch limit, both
+    # read with Triton's own schema (json_format refuses any field the schema lacks)
+    write_repository(
+        params.export.out_dir, tmp_path / "repo", params.serve.max_batch, params.serve.triton_queue_delay_us
+    )
+    for graph in GRAPHS:
+        written = text_format.Parse((tmp_path / "repo" / graph / "config.pbtxt").read_text(), ModelConfig())
+        assert json_format.ParseDict(client.get_model_config(graph), ModelConfig()) == written
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        client.get_model_config("nosuch")
+
+    def counts(graph: str) -> tuple[int, int, int]:
+        stats = client.get_inference_statistics(graph)["model_stats"][0]["inference_stats"]
+        return stats["success"]["count"], stats["fail"]["count"], stats["success"]["ns"]
+
+    before = counts("decoder")
+    infer(client, "decoder", {"z": np.zeros((2, manifest["latent_dim"]), np.float32)}, binary=False)
+    body, headers = oip_body([{"name": "z", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 0.0]}])
+    assert served[0].post("/v2/models/decoder/infer", content=body, headers=headers).status_code == 400
+    after = counts("decoder")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1) and after[2] > before[2]
+    every = client.get_inference_statistics()["model_stats"]
+    assert sorted(s["name"] for s in every) == sorted(GRAPHS)
+    index = client.get_model_repository_index()
+    assert sorted(m["name"] for m in index) == sorted(GRAPHS) and {m["state"] for m in index} == {"READY"}
+    exposition = served[0].get("/metrics").text
+    assert 'vaeops_oip_requests_total{graph="decoder",outcome="fail"}' in exposition

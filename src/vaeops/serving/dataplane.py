@@ -9,19 +9,21 @@ in between never splits a request.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from fastapi.responses import Response
 
 from vaeops.bundle import gallery
 from vaeops.bundle.install import PLOT_PREFIX, read_installed_file
-from vaeops.bundle.manifest import DECISION, METRICS, REPORT
+from vaeops.bundle.manifest import DECISION, METRICS, REPORT, read_listed_file
 from vaeops.core import __version__
 from vaeops.core.errors import ModelFileError, VaeopsError
 from vaeops.core.params import ServeParams
-from vaeops.serving import explain, oip
+from vaeops.serving import explain, oip, triton
 from vaeops.serving.inference import OnnxVAE
 from vaeops.serving.metrics import ServiceMetrics
 from vaeops.serving.reload import ModelHolder
@@ -96,6 +98,7 @@ class DataPlane:
         self.holder.on_swap = self._swapped
         self.report_dir = Path(params.report_dir)
         self._galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once
+        self._configs: dict[tuple[str, str], dict[str, Any]] = {}  # (model version, graph) -> Triton model config
 
     @property
     def model(self) -> OnnxVAE:
@@ -134,7 +137,8 @@ class DataPlane:
     # Open Inference Protocol
     def server_metadata(self) -> dict[str, Any]:
         """Server name, version and protocol extensions."""
-        return {"name": "vaeops", "version": __version__, "extensions": ["binary_tensor_data"]}
+        extensions = ["binary_tensor_data", "model_configuration", "statistics", "model_repository"]
+        return {"name": "vaeops", "version": __version__, "extensions": extensions}
 
     def graph_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         """Tensor names, datatypes and shapes of one exported graph."""
@@ -146,8 +150,66 @@ class DataPlane:
         return {"name": oip.graph_of(self.model, name, version), "ready": True}
 
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
-        """One OIP inference request, JSON or binary tensors."""
-        return oip.infer(self.model, name, version, body, header_length)
+        """One OIP inference request, JSON or binary tensors, counted for the statistics extension."""
+        model, started = self.model, time.perf_counter()
+        graph = oip.graph_of(model, name, version)  # an unknown model is no model's failure
+        try:
+            response = oip.infer(model, graph, version, body, header_length)
+        except Exception:
+            self.metrics.observe_oip(graph, False, time.perf_counter() - started)
+            raise
+        self.metrics.observe_oip(graph, True, time.perf_counter() - started)
+        return response
+
+    def graph_config(self, name: str, version: str | None) -> dict[str, Any]:
+        """Triton's model configuration of one graph (the content `vaeops triton-repo` writes as config.pbtxt), with
+        the batch limit this server enforces."""
+        model = self.model
+        graph = oip.graph_of(model, name, version)
+        key = (model.manifest.model_version, graph)
+        if key not in self._configs:
+            proto = onnx.load_from_string(read_listed_file(model.model_dir, model.manifest.graphs[graph], graph))
+            self._configs[key] = triton.model_config(
+                graph, proto, self.params.max_batch, self.params.triton_queue_delay_us, model.manifest.model_version
+            )
+        return self._configs[key]
+
+    def statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
+        """Triton's inference statistics of one graph, or of every graph: request counts and cumulative times from
+        the counters /metrics shows (a request counts once, whatever its batch size)."""
+        model = self.model
+        graphs = [oip.graph_of(model, name, version)] if name else list(model.sessions)
+        totals = self.metrics.oip_totals()
+
+        def stat(graph: str, outcome: str) -> dict[str, int]:
+            count, seconds = totals.get((graph, outcome), (0, 0.0))
+            return {"count": count, "ns": int(seconds * 1e9)}
+
+        zero = {"count": 0, "ns": 0}
+        return {
+            "model_stats": [
+                {
+                    "name": graph,
+                    "version": model.manifest.model_version,
+                    "last_inference": 0,
+                    "inference_count": stat(graph, "success")["count"],
+                    "execution_count": stat(graph, "success")["count"],
+                    "inference_stats": {
+                        "success": stat(graph, "success"),
+                        "fail": stat(graph, "fail"),
+                        **{k: zero for k in ("queue", "compute_input", "compute_infer", "compute_output")},
+                        **{k: zero for k in ("cache_hit", "cache_miss")},
+                    },
+                    "batch_stats": [],
+                }
+                for graph in graphs
+            ]
+        }
+
+    def repository_index(self) -> list[dict[str, str]]:
+        """Triton's repository index: every served graph, in the served version, READY."""
+        model = self.model
+        return [{"name": g, "version": model.manifest.model_version, "state": "READY"} for g in model.sessions]
 
     # the page
     def report(self) -> tuple[bytes, str] | None:

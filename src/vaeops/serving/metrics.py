@@ -65,6 +65,20 @@ class ServiceMetrics:
         )
         self.model.labels(model_version).set(1)
         self.graph_timers: dict[str, Any] = {}
+        # Open Inference Protocol requests per graph and outcome, and their cumulative time: Triton's statistics
+        # extension (GET /v2/models/stats) reads these, /metrics shows them
+        self.oip_requests = Counter(
+            "vaeops_oip_requests_total",
+            "OIP inference requests by graph and outcome",
+            ["graph", "outcome"],
+            registry=target,
+        )
+        self.oip_seconds = Counter(
+            "vaeops_oip_request_seconds_total",
+            "Cumulative time of OIP inference requests by graph and outcome",
+            ["graph", "outcome"],
+            registry=target,
+        )
 
     def serving(self, model_version: str) -> None:
         """Point vaeops_model_info at a newly loaded model."""
@@ -76,13 +90,36 @@ class ServiceMetrics:
         timer = self.graph_timers.get(graph) or self.graph_timers.setdefault(graph, self.inference.labels(graph))
         timer.observe(seconds)
 
+    def observe_oip(self, graph: str, ok: bool, seconds: float) -> None:
+        """Record one OIP inference request of `graph`, answered (ok) or refused."""
+        outcome = "success" if ok else "fail"
+        self.oip_requests.labels(graph, outcome).inc()
+        self.oip_seconds.labels(graph, outcome).inc(seconds)
+
+    def collected(self) -> CollectorRegistry:
+        """The registry to read: this one, or every worker's samples summed in multiprocess mode."""
+        if not self.multiprocess:
+            return self.registry
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+
+    def oip_totals(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """(graph, outcome) -> (requests, seconds), from the same counters /metrics shows."""
+        totals: dict[tuple[str, str], list[float]] = {}
+        for family in self.collected().collect():
+            if family.name not in ("vaeops_oip_requests", "vaeops_oip_request_seconds"):
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels["graph"], sample.labels["outcome"])
+                    slot = 0 if family.name == "vaeops_oip_requests" else 1
+                    totals.setdefault(key, [0.0, 0.0])[slot] += sample.value
+        return {key: (int(count), seconds) for key, (count, seconds) in totals.items()}
+
     def exposition(self) -> tuple[bytes, str]:
         """The text format of every metric, summed over worker processes in multiprocess mode."""
-        registry = self.registry
-        if self.multiprocess:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.collected()), CONTENT_TYPE_LATEST
 
 
 class MetricsMiddleware:

@@ -44,23 +44,45 @@ def tensor_specs(model: onnx.ModelProto, kind: str) -> list[tuple[str, str, list
     return specs
 
 
-def config_text(name: str, model: onnx.ModelProto, max_batch_size: int, queue_delay_us: int, model_version: str) -> str:
-    """A Triton model configuration in protobuf text format."""
+def model_config(
+    name: str, model: onnx.ModelProto, max_batch_size: int, queue_delay_us: int, model_version: str
+) -> dict:
+    """A Triton model configuration in Triton's JSON form (what GET /v2/models/{name}/config answers); config_text
+    writes the same content as config.pbtxt."""
+    return {
+        "name": name,
+        "platform": "onnxruntime_onnx",
+        "max_batch_size": max_batch_size,
+        "version_policy": {"latest": {"num_versions": 1}},
+        "input": [{"name": n, "data_type": t, "dims": d} for n, t, d in tensor_specs(model, "input")],
+        "output": [{"name": n, "data_type": t, "dims": d} for n, t, d in tensor_specs(model, "output")],
+        "dynamic_batching": {"max_queue_delay_microseconds": queue_delay_us},
+        # KIND_AUTO: Triton puts the instance on a GPU when one is present, else on the CPU.
+        "instance_group": [{"count": 1, "kind": "KIND_AUTO"}],
+        "parameters": {"vaeops_model_version": {"string_value": model_version}},
+    }
 
-    def tensors(kind: str) -> str:
+
+def config_text(config: dict) -> str:
+    """A model configuration (model_config's form) in protobuf text format, as config.pbtxt."""
+
+    def tensors(items: list[dict]) -> str:
         return ",\n".join(
-            f'  {{\n    name: "{n}"\n    data_type: {t}\n    dims: [ {", ".join(map(str, d))} ]\n  }}'
-            for n, t, d in tensor_specs(model, kind)
+            f'  {{\n    name: "{t["name"]}"\n    data_type: {t["data_type"]}\n'
+            f"    dims: [ {', '.join(map(str, t['dims']))} ]\n  }}"
+            for t in items
         )
 
+    ((key, value),) = config["parameters"].items()
+    group = config["instance_group"][0]
     return (
-        f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
-        f"version_policy: {{ latest {{ num_versions: 1 }} }}\n"
-        f"input [\n{tensors('input')}\n]\noutput [\n{tensors('output')}\n]\n"
-        f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}\n"
-        # KIND_AUTO: Triton puts the instance on a GPU when one is present, else on the CPU.
-        "instance_group [\n  {\n    count: 1\n    kind: KIND_AUTO\n  }\n]\n"
-        f'parameters {{\n  key: "vaeops_model_version"\n  value: {{ string_value: "{model_version}" }}\n}}\n'
+        f'name: "{config["name"]}"\nplatform: "{config["platform"]}"\nmax_batch_size: {config["max_batch_size"]}\n'
+        f"version_policy: {{ latest {{ num_versions: {config['version_policy']['latest']['num_versions']} }} }}\n"
+        f"input [\n{tensors(config['input'])}\n]\noutput [\n{tensors(config['output'])}\n]\n"
+        f"dynamic_batching {{\n  max_queue_delay_microseconds: "
+        f"{config['dynamic_batching']['max_queue_delay_microseconds']}\n}}\n"
+        f"instance_group [\n  {{\n    count: {group['count']}\n    kind: {group['kind']}\n  }}\n]\n"
+        f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value["string_value"]}" }}\n}}\n'
     )
 
 
@@ -126,9 +148,8 @@ def write_versions(
             model = onnx.load_from_string(data)
             (staging / name / str(version)).mkdir(parents=True)
             (staging / name / str(version) / MODEL_FILE).write_bytes(data)
-            (staging / name / CONFIG).write_text(
-                config_text(name, model, max_batch_size, queue_delay_us, model_version), encoding="utf-8"
-            )
+            config = model_config(name, model, max_batch_size, queue_delay_us, model_version)
+            (staging / name / CONFIG).write_text(config_text(config), encoding="utf-8")
 
 
 def triton_repo(params: Params) -> dict[str, Any]:

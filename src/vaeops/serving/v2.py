@@ -31,6 +31,37 @@ def build_router(plane: DataPlane) -> APIRouter:
         """Readiness: the model is loaded (it is, or the server would not have started)."""
         return {"ready": True}
 
+    # Triton's extensions that tritonclient calls; /models/stats before /models/{name}, which would take "stats"
+    @router.get("/models/stats")
+    def all_statistics() -> dict[str, Any]:
+        """Inference statistics of every graph (Triton's statistics extension)."""
+        return plane.statistics(None, None)
+
+    @router.get("/models/{name}/stats")
+    def statistics(name: str) -> dict[str, Any]:
+        """Inference statistics of one graph: successful and failed requests, their cumulative time."""
+        return plane.statistics(name, None)
+
+    @router.get("/models/{name}/versions/{model_version}/stats")
+    def version_statistics(name: str, model_version: str) -> dict[str, Any]:
+        """Inference statistics of one graph in a named version."""
+        return plane.statistics(name, model_version)
+
+    @router.get("/models/{name}/config")
+    def config(name: str) -> dict[str, Any]:
+        """Triton's model configuration of one graph, as `vaeops triton-repo` writes it in config.pbtxt."""
+        return plane.graph_config(name, None)
+
+    @router.get("/models/{name}/versions/{model_version}/config")
+    def version_config(name: str, model_version: str) -> dict[str, Any]:
+        """Triton's model configuration of one graph in a named version."""
+        return plane.graph_config(name, model_version)
+
+    @router.post("/repository/index")
+    def repository_index() -> list[dict[str, str]]:
+        """The served graphs and their state (Triton's model repository extension, read only)."""
+        return plane.repository_index()
+
     @router.get("/models/{name}")
     def metadata(name: str) -> dict[str, Any]:
         """Model metadata: tensor names, datatypes and shapes of one exported graph."""
