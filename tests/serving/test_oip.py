@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -308,3 +309,78 @@ def test_tritonclient_reads_the_config_statistics_and_repository_index(triton, s
     assert sorted(m["name"] for m in index) == sorted(GRAPHS) and {m["state"] for m in index} == {"READY"}
     exposition = served[0].get("/metrics").text
     assert 'vaeops_oip_requests_total{graph="decoder",outcome="fail"}' in exposition
+
+
+@pytest.fixture(scope="module")
+def grpc_served(serve_project):
+    """A second real server with the OIP over gRPC on a free port: (tritonclient.grpc client, HTTP client)."""
+    import tritonclient.grpc as triton_grpc
+
+    root = serve_project[0]
+    server = Server(["--params", str(root / "params.yaml"), "-S", "serve.port=0", "-S", "serve.grpc_port=0"])
+    try:
+        url = server.url()
+        deadline, address = time.monotonic() + 30, None
+        while address is None:
+            found = [m.group(1) for line in list(server.lines) if (m := re.search(r"gRPC .* on (\S+:\d+)", line))]
+            address = found[0] if found else None
+            assert address or time.monotonic() < deadline, "".join(server.lines)
+            time.sleep(0.05)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            yield triton_grpc.InferenceServerClient(address), http
+    finally:
+        server.stop()
+
+
+def test_grpc_speaks_the_protocol_on_the_same_data_plane(grpc_served, library, serve_project):
+    import tritonclient.grpc as triton_grpc
+
+    client, http = grpc_served
+    manifest = serve_project[3]
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("decoder")
+    meta = client.get_model_metadata("encoder", as_json=True)
+    assert meta["name"] == "encoder" and meta["inputs"][0]["shape"] == ["-1", str(D)]
+    rng = np.random.default_rng(8)
+    x = rng.random((3, D), dtype=np.float32)
+    eps = rng.standard_normal((3, manifest["latent_dim"]), dtype=np.float32)
+    inputs = []
+    for name, array in (("x", x), ("eps", eps)):
+        item = triton_grpc.InferInput(name, list(array.shape), "FP32")
+        item.set_data_from_numpy(array)
+        inputs.append(item)
+    result = client.infer("reconstruct", inputs)
+    mu, logvar = library.encode(x)
+    expected = library.decode(mu + np.exp(0.5 * logvar) * eps).reshape(3, D)
+    np.testing.assert_allclose(result.as_numpy("x_hat"), expected, **PARITY)
+    # the same answer as HTTP, to the bit: one data plane
+    body, headers = oip_body(
+        [
+            x_input(3, data=x.ravel().tolist()),
+            {"name": "eps", "shape": [3, manifest["latent_dim"]], "datatype": "FP32", "data": eps.ravel().tolist()},
+        ]
+    )
+    over_http = http.post("/v2/models/reconstruct/infer", content=body, headers=headers).json()["outputs"][0]
+    np.testing.assert_array_equal(result.as_numpy("x_hat").ravel(), np.asarray(over_http["data"], np.float32))
+    config = client.get_model_config("encoder", as_json=True)["config"]
+    assert config["platform"] == "onnxruntime_onnx" and config["max_batch_size"] == 16
+    assert {m["name"] for m in client.get_model_repository_index(as_json=True)["models"]} == set(GRAPHS)
+    stats = client.get_inference_statistics("reconstruct", as_json=True)["model_stats"][0]["inference_stats"]
+    assert int(stats["success"]["count"]) >= 2  # gRPC and HTTP, counted alike
+    for call, code in (
+        (lambda: client.infer("nosuch", inputs), "StatusCode.NOT_FOUND"),
+        (lambda: client.infer("reconstruct", inputs[:1]), "StatusCode.INVALID_ARGUMENT"),
+        (lambda: client.infer("encoder", [big_x()]), "StatusCode.INVALID_ARGUMENT"),
+    ):
+        with pytest.raises(InferenceServerException) as refused:
+            call()
+        assert refused.value.status() == code, refused.value
+    assert 'vaeops_oip_requests_total{graph="encoder",outcome="fail"}' in http.get("/metrics").text
+
+
+def big_x():
+    """An encoder input one row over the server's batch limit (16)."""
+    import tritonclient.grpc as triton_grpc
+
+    item = triton_grpc.InferInput("x", [17, D], "FP32")
+    item.set_data_from_numpy(np.zeros((17, D), np.float32))
+    return item

@@ -150,16 +150,39 @@ class DataPlane:
         return {"name": oip.graph_of(self.model, name, version), "ready": True}
 
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
-        """One OIP inference request, JSON or binary tensors, counted for the statistics extension."""
-        model, started = self.model, time.perf_counter()
-        graph = oip.graph_of(model, name, version)  # an unknown model is no model's failure
+        """One OIP inference request over HTTP, JSON or binary tensors."""
+        model = self.model
+        graph = oip.graph_of(model, name, version)
+        started = time.perf_counter()
         try:
-            response = oip.infer(model, graph, version, body, header_length)
+            header, arrays = oip.parse_request(body, header_length)
+            binary = oip.requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
+        except Exception:
+            self.metrics.observe_oip(graph, False, time.perf_counter() - started)
+            raise
+        graph, served, outputs = self.run_tensors(graph, version, arrays, model, started)
+        return oip.build_response(graph, served, header.get("id"), outputs, binary)
+
+    def run_tensors(
+        self,
+        name: str,
+        version: str | None,
+        arrays: dict[str, Any],
+        model: OnnxVAE | None = None,
+        started: float | None = None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Run one graph on named input arrays for either protocol, counted for the statistics extension (an unknown
+        model is no model's failure): (graph, served version, outputs)."""
+        model = model or self.model
+        graph = oip.graph_of(model, name, version)
+        started = time.perf_counter() if started is None else started
+        try:
+            outputs = model.run_graph(graph, arrays)
         except Exception:
             self.metrics.observe_oip(graph, False, time.perf_counter() - started)
             raise
         self.metrics.observe_oip(graph, True, time.perf_counter() - started)
-        return response
+        return graph, model.manifest.model_version, outputs
 
     def graph_config(self, name: str, version: str | None) -> dict[str, Any]:
         """Triton's model configuration of one graph (the content `vaeops triton-repo` writes as config.pbtxt), with

@@ -196,12 +196,3 @@ def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:
     if requested_version not in (None, "", version):
         raise UnknownModel(f"model {name!r} has version {version!r} only, not {requested_version!r}")
     return name
-
-
-def infer(model: OnnxVAE, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
-    """One inference request on `model`, from the raw body to the response (blocking: run it off the event loop)."""
-    graph = graph_of(model, name, version)
-    header, arrays = parse_request(body, header_length)
-    binary = requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
-    outputs = model.run_graph(graph, arrays)
-    return build_response(graph, model.manifest.model_version, header.get("id"), outputs, binary)

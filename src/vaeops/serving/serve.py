@@ -59,9 +59,17 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
                     plane.holder.last_error = f"reload failed: {type(exc).__name__}: {exc}"
 
         task = asyncio.create_task(poll()) if params.reload_seconds > 0 else None
+        rpc = None
+        if params.grpc_port is not None:  # the OIP over gRPC, on this loop and this data plane
+            from vaeops.serving import grpc_oip  # grpcio only where gRPC is asked for
+
+            rpc, port = await grpc_oip.start(plane, params.host, params.grpc_port)
+            print(f"vaeops serve: gRPC (Open Inference Protocol) on {params.host}:{port}", flush=True)
         yield
         if task is not None:
             task.cancel()
+        if rpc is not None:
+            await rpc.stop(grace=1.0)
 
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not from a CDN.
     app = FastAPIOffline(lifespan=lifespan, title="vaeops", version=__version__, description=DESCRIPTION)

@@ -13,6 +13,7 @@ class ServeParams(Section):
 
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int | None = Field(None, ge=0, le=65535)  # the OIP over gRPC on its own port; None = off
     model_dir: str = Field("champion", min_length=1)
     max_batch: int = Field(256, ge=1)
     max_samples: int = Field(64, ge=1)
