@@ -40,7 +40,7 @@ def mnist_dir() -> Path:
 
 
 # What the checkout guard leaves out: version control, the environment and caches that Python and pytest keep.
-UNWATCHED = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".import_linter_cache"}
+UNWATCHED = {".git", ".venv", ".venv-triton", "__pycache__", ".pytest_cache", ".ruff_cache", ".import_linter_cache"}
 
 
 def checkout_state() -> dict[str, tuple[int, int]]:

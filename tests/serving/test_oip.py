@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -312,24 +311,13 @@ def test_tritonclient_reads_the_config_statistics_and_repository_index(triton, s
 
 
 @pytest.fixture(scope="module")
-def grpc_served(serve_project):
-    """A second real server with the OIP over gRPC on a free port: (tritonclient.grpc client, HTTP client)."""
+def grpc_served(grpc_addresses):
+    """tritonclient.grpc on the gRPC server, and an HTTP client on the same server."""
     import tritonclient.grpc as triton_grpc
 
-    root = serve_project[0]
-    server = Server(["--params", str(root / "params.yaml"), "-S", "serve.port=0", "-S", "serve.grpc_port=0"])
-    try:
-        url = server.url()
-        deadline, address = time.monotonic() + 30, None
-        while address is None:
-            found = [m.group(1) for line in list(server.lines) if (m := re.search(r"gRPC .* on (\S+:\d+)", line))]
-            address = found[0] if found else None
-            assert address or time.monotonic() < deadline, "".join(server.lines)
-            time.sleep(0.05)
-        with httpx.Client(base_url=url, timeout=30) as http:
-            yield triton_grpc.InferenceServerClient(address), http
-    finally:
-        server.stop()
+    http_url, grpc_url = grpc_addresses
+    with httpx.Client(base_url=f"http://{http_url}", timeout=30) as http:
+        yield triton_grpc.InferenceServerClient(grpc_url), http
 
 
 def test_grpc_speaks_the_protocol_on_the_same_data_plane(grpc_served, library, serve_project):
