@@ -134,6 +134,8 @@ BAD = [
     ),
     ("data count", "encoder", oip_body([x_input(data=[0.5] * 3)]), 400, "holds 3 values"),
     ("bytes datatype", "encoder", oip_body([x_input(datatype="BYTES")]), 400, "datatype 'BYTES'"),
+    ("FP64 for FP32, as Triton", "encoder", oip_body([x_input(datatype="FP64")]), 400, "data-type is 'FP64'"),
+    ("INT32 for FP32, as Triton", "encoder", oip_body([x_input(datatype="INT32", data=[0] * D)]), 400, "'INT32'"),
     ("strings as data", "encoder", oip_body([x_input(data=["a"] * D)]), 400, "not a list of FP32"),
     ("out of range", "encoder", oip_body([x_input(data=[2.0] * D)]), 400, r"\[0, 1\]"),
     ("NaN binary", "encoder", binary_x(np.full((1, D), np.nan)), 400, "NaN"),

@@ -194,3 +194,10 @@ def test_the_same_requests_give_the_same_answers_on_triton_and_vaeops(triton_twi
         for name, value in expected.items():
             assert got[name].dtype == value.dtype and got[name].shape == value.shape
             np.testing.assert_array_equal(got[name], value, err_msg=f"{graph}.{name} over {protocol}")
+
+
+def test_both_refuse_a_datatype_other_than_the_graphs(triton_twin, grpc_addresses):
+    body = {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP64", "data": [0.5] * 64}]}
+    for base in (f"http://{grpc_addresses[0]}", f"http://127.0.0.1:{triton_twin.http}"):
+        response = httpx.post(f"{base}/v2/models/encoder/infer", json=body, timeout=30)
+        assert response.status_code == 400 and "FP64" in response.json()["error"], (base, response.text)

@@ -177,6 +177,7 @@ class DataPlane:
         graph = oip.graph_of(model, name, version)
         started = time.perf_counter() if started is None else started
         try:
+            oip.check_datatypes(graph, arrays)
             outputs = model.run_graph(graph, arrays)
         except Exception:
             self.metrics.observe_oip(graph, False, time.perf_counter() - started)

@@ -115,6 +115,14 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
     return request, arrays
 
 
+def check_datatypes(graph: str, arrays: dict[str, np.ndarray]) -> None:
+    """Every input in the graph's own datatype, FP32: as Triton does, another datatype is refused, not converted."""
+    for name, array in arrays.items():
+        if array.dtype != np.float32:
+            given = next((k for k, v in DATATYPES.items() if np.dtype(v) == array.dtype), str(array.dtype))
+            raise ProtocolError(f"input {name!r}: data-type is {given!r}, but model {graph!r} expects 'FP32'")
+
+
 def requested_outputs(request: dict[str, Any], names: list[str]) -> dict[str, bool]:
     """Output name -> whether to send it as binary; all outputs when the request names none."""
     default = _flag(_object(request.get("parameters") or {}, "request parameters"), "binary_data_output", False)
