@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +119,21 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+@contextmanager
+def serving_with_grpc(params_file: Path, *overrides: str) -> Iterator[tuple[str, str]]:
+    """A real `vaeops serve` with the OIP over gRPC on free ports: (HTTP host:port, gRPC host:port)."""
+    args = ["--params", str(params_file), "-S", "serve.port=0", "-S", "serve.grpc_port=0"]
+    server = Server(args + [a for o in overrides for a in ("-S", o)])
+    try:
+        url = server.url()
+        deadline, address = time.monotonic() + STARTUP_SECONDS, None
+        while address is None:
+            found = [m.group(1) for line in list(server.lines) if (m := re.search(r"gRPC .* on (\S+:\d+)", line))]
+            address = found[0] if found else None
+            assert address or time.monotonic() < deadline, "".join(server.lines)
+            time.sleep(0.05)
+        yield url.removeprefix("http://"), address
+    finally:
+        server.stop()

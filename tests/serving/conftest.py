@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-import time
-
 import httpx
 import pytest
 
-from onnx_helpers import Server, make_project
+from onnx_helpers import Server, make_project, serving_with_grpc
 from vaeops.export.export import export
 
 
@@ -35,16 +32,5 @@ def served(serve_project):
 @pytest.fixture(scope="package")
 def grpc_addresses(serve_project):
     """A second real server with the OIP over gRPC on a free port: (HTTP host:port, gRPC host:port)."""
-    root = serve_project[0]
-    server = Server(["--params", str(root / "params.yaml"), "-S", "serve.port=0", "-S", "serve.grpc_port=0"])
-    try:
-        url = server.url()
-        deadline, address = time.monotonic() + 30, None
-        while address is None:
-            found = [m.group(1) for line in list(server.lines) if (m := re.search(r"gRPC .* on (\S+:\d+)", line))]
-            address = found[0] if found else None
-            assert address or time.monotonic() < deadline, "".join(server.lines)
-            time.sleep(0.05)
-        yield url.removeprefix("http://"), address
-    finally:
-        server.stop()
+    with serving_with_grpc(serve_project[0] / "params.yaml") as addresses:
+        yield addresses

@@ -18,7 +18,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 
-from onnx_helpers import IMAGE_SHAPE
+from onnx_helpers import IMAGE_SHAPE, serving_with_grpc
 from vaeops.serving.inference import GRAPHS
 from vaeops.serving.triton import write_repository
 
@@ -201,3 +201,20 @@ def test_both_refuse_a_datatype_other_than_the_graphs(triton_twin, grpc_addresse
     for base in (f"http://{grpc_addresses[0]}", f"http://127.0.0.1:{triton_twin.http}"):
         response = httpx.post(f"{base}/v2/models/encoder/infer", json=body, timeout=30)
         assert response.status_code == 400 and "FP64" in response.json()["error"], (base, response.text)
+
+
+def test_a_request_naming_tritons_integral_version_is_answered_by_both(triton_twin, repository, serve_project):
+    """vaeops serve knows the version folder of serve.triton_repo holding its graphs, and answers to it as Triton does,
+    the champion's identity kept beside it in the metadata."""
+    with serving_with_grpc(serve_project[0] / "params.yaml", f"serve.triton_repo={repository / 'repo'}") as (ours, _):
+        x = np.full((1, IMAGE_SHAPE[0] * IMAGE_SHAPE[1]), 0.5, np.float32)
+        answers = []
+        for base in (ours, f"127.0.0.1:{triton_twin.http}"):
+            client = triton_http.InferenceServerClient(base)
+            item = triton_http.InferInput("x", list(x.shape), "FP32")
+            item.set_data_from_numpy(x)
+            answers.append(client.infer("encoder", [item], model_version="1").as_numpy("mu"))
+            assert "1" in client.get_model_metadata("encoder", model_version="1")["versions"]
+        np.testing.assert_array_equal(*answers)
+        metadata = httpx.get(f"http://{ours}/v2/models/encoder").json()
+        assert metadata["versions"] == [serve_project[3]["model_version"], "1"]

@@ -99,6 +99,7 @@ class DataPlane:
         self.report_dir = Path(params.report_dir)
         self._galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}  # (model version, graph) -> Triton model config
+        self._integral: dict[tuple[str, int | None], str | None] = {}  # (version, repo mtime) -> Triton's version
 
     @property
     def model(self) -> OnnxVAE:
@@ -143,16 +144,18 @@ class DataPlane:
     def graph_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         """Tensor names, datatypes and shapes of one exported graph."""
         model = self.model
-        return oip.model_metadata(model, oip.graph_of(model, name, version))
+        integral = self.integral_version(model)
+        return oip.model_metadata(model, oip.graph_of(model, name, version, integral), integral)
 
     def graph_ready(self, name: str, version: str | None) -> dict[str, Any]:
         """Readiness of one graph (every graph of a loaded model is ready)."""
-        return {"name": oip.graph_of(self.model, name, version), "ready": True}
+        model = self.model
+        return {"name": oip.graph_of(model, name, version, self.integral_version(model)), "ready": True}
 
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
         """One OIP inference request over HTTP, JSON or binary tensors."""
         model = self.model
-        graph = oip.graph_of(model, name, version)
+        graph = oip.graph_of(model, name, version, self.integral_version(model))
         started = time.perf_counter()
         try:
             header, arrays = oip.parse_request(body, header_length)
@@ -174,7 +177,7 @@ class DataPlane:
         """Run one graph on named input arrays for either protocol, counted for the statistics extension (an unknown
         model is no model's failure): (graph, served version, outputs)."""
         model = model or self.model
-        graph = oip.graph_of(model, name, version)
+        graph = oip.graph_of(model, name, version, self.integral_version(model))
         started = time.perf_counter() if started is None else started
         try:
             oip.check_datatypes(graph, arrays)
@@ -185,11 +188,19 @@ class DataPlane:
         self.metrics.observe_oip(graph, True, time.perf_counter() - started)
         return graph, model.manifest.model_version, outputs
 
+    def integral_version(self, model: OnnxVAE) -> str | None:
+        """Triton's name for the served model: the version folder of serve.triton_repo holding these very graphs."""
+        repo = Path(self.params.triton_repo)
+        key = (model.manifest.model_version, repo.stat().st_mtime_ns if repo.is_dir() else None)
+        if key not in self._integral:
+            self._integral = {key: triton.repository_version(repo, model.manifest)}
+        return self._integral[key]
+
     def graph_config(self, name: str, version: str | None) -> dict[str, Any]:
         """Triton's model configuration of one graph (the content `vaeops triton-repo` writes as config.pbtxt), with
         the batch limit this server enforces."""
         model = self.model
-        graph = oip.graph_of(model, name, version)
+        graph = oip.graph_of(model, name, version, self.integral_version(model))
         key = (model.manifest.model_version, graph)
         if key not in self._configs:
             proto = onnx.load_from_string(read_listed_file(model.model_dir, model.manifest.graphs[graph], graph))
@@ -199,36 +210,10 @@ class DataPlane:
         return self._configs[key]
 
     def statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
-        """Triton's inference statistics of one graph, or of every graph: request counts and cumulative times from
-        the counters /metrics shows (a request counts once, whatever its batch size)."""
+        """Triton's inference statistics of one graph, or of every graph, from the counters /metrics shows."""
         model = self.model
-        graphs = [oip.graph_of(model, name, version)] if name else list(model.sessions)
-        totals = self.metrics.oip_totals()
-
-        def stat(graph: str, outcome: str) -> dict[str, int]:
-            count, seconds = totals.get((graph, outcome), (0, 0.0))
-            return {"count": count, "ns": int(seconds * 1e9)}
-
-        zero = {"count": 0, "ns": 0}
-        return {
-            "model_stats": [
-                {
-                    "name": graph,
-                    "version": model.manifest.model_version,
-                    "last_inference": 0,
-                    "inference_count": stat(graph, "success")["count"],
-                    "execution_count": stat(graph, "success")["count"],
-                    "inference_stats": {
-                        "success": stat(graph, "success"),
-                        "fail": stat(graph, "fail"),
-                        **{k: zero for k in ("queue", "compute_input", "compute_infer", "compute_output")},
-                        **{k: zero for k in ("cache_hit", "cache_miss")},
-                    },
-                    "batch_stats": [],
-                }
-                for graph in graphs
-            ]
-        }
+        graphs = [oip.graph_of(model, name, version, self.integral_version(model))] if name else list(model.sessions)
+        return self.metrics.triton_statistics(graphs, model.manifest.model_version)
 
     def repository_index(self) -> list[dict[str, str]]:
         """Triton's repository index: every served graph, in the served version, READY."""

@@ -117,6 +117,36 @@ class ServiceMetrics:
                     totals.setdefault(key, [0.0, 0.0])[slot] += sample.value
         return {key: (int(count), seconds) for key, (count, seconds) in totals.items()}
 
+    def triton_statistics(self, graphs: list[str], version: str) -> dict[str, Any]:
+        """Triton's inference statistics (GET /v2/models/stats) of `graphs`: request counts and cumulative times of
+        the successful and the refused requests (a request counts once, whatever its batch size; there is no queue,
+        so the queue and compute breakdowns are zero)."""
+        totals, zero = self.oip_totals(), {"count": 0, "ns": 0}
+
+        def stat(graph: str, outcome: str) -> dict[str, int]:
+            count, seconds = totals.get((graph, outcome), (0, 0.0))
+            return {"count": count, "ns": int(seconds * 1e9)}
+
+        return {
+            "model_stats": [
+                {
+                    "name": graph,
+                    "version": version,
+                    "last_inference": 0,
+                    "inference_count": stat(graph, "success")["count"],
+                    "execution_count": stat(graph, "success")["count"],
+                    "inference_stats": {
+                        "success": stat(graph, "success"),
+                        "fail": stat(graph, "fail"),
+                        **{k: zero for k in ("queue", "compute_input", "compute_infer", "compute_output")},
+                        **{k: zero for k in ("cache_hit", "cache_miss")},
+                    },
+                    "batch_stats": [],
+                }
+                for graph in graphs
+            ]
+        }
+
     def exposition(self) -> tuple[bytes, str]:
         """The text format of every metric, summed over worker processes in multiprocess mode."""
         return generate_latest(self.collected()), CONTENT_TYPE_LATEST

@@ -177,7 +177,7 @@ def build_response(
     )
 
 
-def model_metadata(model: OnnxVAE, graph: str) -> dict[str, Any]:
+def model_metadata(model: OnnxVAE, graph: str, integral: str | None = None) -> dict[str, Any]:
     """OIP model metadata of one graph: its version, platform, and tensors (-1 for the batch dimension)."""
 
     def tensors(items: list) -> list[dict[str, Any]]:
@@ -189,18 +189,20 @@ def model_metadata(model: OnnxVAE, graph: str) -> dict[str, Any]:
     session = model.sessions[graph]
     return {
         "name": graph,
-        "versions": [model.manifest.model_version],
+        "versions": [model.manifest.model_version, *([integral] if integral else [])],
         "platform": "onnxruntime_onnx",
         "inputs": tensors(session.get_inputs()),
         "outputs": tensors(session.get_outputs()),
     }
 
 
-def graph_of(model: OnnxVAE, name: str, requested_version: str | None) -> str:
-    """The graph a request names, if this model has it in the requested version (None or "" = the served one)."""
+def graph_of(model: OnnxVAE, name: str, requested_version: str | None, integral: str | None = None) -> str:
+    """The graph a request names, if this model has it in the requested version: None or "" (the served one), the
+    champion's identity, or the integral version a Triton repository holds it under (Triton's name for it)."""
     version = model.manifest.model_version
     if name not in model.sessions:
         raise UnknownModel(f"unknown model {name!r}; this server has {', '.join(model.sessions)}")
-    if requested_version not in (None, "", version):
-        raise UnknownModel(f"model {name!r} has version {version!r} only, not {requested_version!r}")
+    if requested_version not in (None, "", version, integral):
+        known = f"{version!r}" + (f" (Triton version {integral!r})" if integral else "")
+        raise UnknownModel(f"model {name!r} has version {known} only, not {requested_version!r}")
     return name

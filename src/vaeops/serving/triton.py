@@ -15,7 +15,7 @@ from typing import Any
 
 import onnx
 
-from vaeops.bundle.manifest import GRAPHS, read_listed_file, read_manifest
+from vaeops.bundle.manifest import GRAPHS, Manifest, read_listed_file, read_manifest
 from vaeops.core.errors import ExportError
 from vaeops.core.fileio import atomic_directory, sha256_bytes, sha256_file
 from vaeops.core.params import Params, load_params
@@ -123,6 +123,23 @@ def write_repository(
         "model_version": manifest.model_version,
         "models": list(graphs),
     }
+
+
+def repository_version(repo: Path, manifest: Manifest) -> str | None:
+    """The newest version folder of `repo` whose model.onnx files are exactly the manifest's graphs (sha256), as
+    Triton names that model; None when the repository does not hold them."""
+    if not (repo / GRAPHS[0]).is_dir():
+        return None
+    matching = [
+        version
+        for version in (str(v) for v in versions(repo / GRAPHS[0]))
+        if all(
+            (repo / g / version / MODEL_FILE).is_file()
+            and sha256_file(repo / g / version / MODEL_FILE) == manifest.graphs[g].sha256
+            for g in GRAPHS
+        )
+    ]
+    return matching[-1] if matching else None
 
 
 def check_target(repo: Path) -> None:
