@@ -1,4 +1,5 @@
-"""HTTP speed over loopback: the JSON API, OIP JSON and OIP binary side by side, at concurrency 1, 8 and 32.
+"""HTTP speed over loopback: the JSON API, OIP JSON and OIP binary side by side, at concurrency 1, 8 and 32, against
+the floor: a raw FastAPI app that echoes the OIP binary body, measured in the same run.
 
 The real `vaeops serve` runs in its own process(es) on 127.0.0.1 with a 784-400-20 model (random weights, exported by
 the export stage), once with one worker and once with `--workers 2`. Load comes from wrk (a C load generator, one
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,6 +75,43 @@ def payloads(image: np.ndarray) -> dict[str, tuple[str, bytes, str, str]]:
             str(len(header)),
         ),
     }
+
+
+ECHO_APP = """
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+app = FastAPI()
+
+
+@app.post("/echo")
+async def echo(request: Request) -> Response:
+    return Response(await request.body(), media_type="application/octet-stream")
+"""
+
+
+def start_echo(root: Path) -> tuple[subprocess.Popen, str]:
+    """The floor: uvicorn (same settings as vaeops serve: one worker, httptools, uvloop) on a raw FastAPI echo."""
+    (root / "echo_app.py").write_text(ECHO_APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "echo_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=root,
+    )
+    time.sleep(2.0)
+    return process, f"http://127.0.0.1:{port}"
 
 
 def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
@@ -135,6 +174,21 @@ def main() -> None:
         _, onnx_dir = build_export(root, None)
         script = root / "post.lua"
         script.write_text(LUA)
+        floor = {}
+        echo, echo_url = start_echo(root)
+        try:
+            _, body, content_type, header = payloads(image)["OIP, binary tensors"]
+            (root / "body.bin").write_bytes(body)
+            wrk(echo_url + "/echo", script, root / "body.bin", content_type, header, 8, 1)  # warm-up
+            for concurrency in args.concurrency:
+                result = wrk(
+                    echo_url + "/echo", script, root / "body.bin", content_type, header, concurrency, args.seconds
+                )
+                floor[concurrency] = result
+                rows.append((0, "echo floor (raw FastAPI, OIP binary body)", len(body), concurrency, result))
+        finally:
+            echo.terminate()
+            echo.wait(timeout=30)
         for workers in args.workers:
             process, url = start_server(root, onnx_dir, workers)
             try:
@@ -152,13 +206,12 @@ def main() -> None:
         f"vaeops serve, 784-400-20 model, single-image mean reconstruction, wrk -t1, {args.seconds:g} s per row, "
         f"{os.cpu_count()} CPUs shared by client and server\n"
     )
-    print("| workers | protocol | body (bytes) | concurrency | p50 (ms) | p99 (ms) | requests/s | vs JSON API |")
+    print("| workers | protocol | body (bytes) | concurrency | p50 (ms) | p99 (ms) | requests/s | vs echo floor |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    base = {(w, c): r["rps"] for w, n, _, c, r in rows if n.startswith("JSON API")}
     for workers, name, size, concurrency, r in rows:
         print(
-            f"| {workers} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps']:,.0f} | "
-            f"{r['rps'] / base[(workers, concurrency)]:.2f}x |"
+            f"| {workers or '-'} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | "
+            f"{r['rps']:,.0f} | {r['rps'] / floor[concurrency]['rps']:.2f} |"
         )
 
 

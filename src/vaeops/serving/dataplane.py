@@ -99,7 +99,7 @@ class DataPlane:
         self.report_dir = Path(params.report_dir)
         self._galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}  # (model version, graph) -> Triton model config
-        self._integral: dict[tuple[str, int | None], str | None] = {}  # (version, repo mtime) -> Triton's version
+        self._integral: dict[str, str | None] = {}  # served model version -> its Triton version folder, or None
 
     @property
     def model(self) -> OnnxVAE:
@@ -144,18 +144,18 @@ class DataPlane:
     def graph_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         """Tensor names, datatypes and shapes of one exported graph."""
         model = self.model
-        integral = self.integral_version(model)
+        integral = self.integral_version(model, version)
         return oip.model_metadata(model, oip.graph_of(model, name, version, integral), integral)
 
     def graph_ready(self, name: str, version: str | None) -> dict[str, Any]:
         """Readiness of one graph (every graph of a loaded model is ready)."""
         model = self.model
-        return {"name": oip.graph_of(model, name, version, self.integral_version(model)), "ready": True}
+        return {"name": oip.graph_of(model, name, version, self.integral_version(model, version)), "ready": True}
 
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
         """One OIP inference request over HTTP, JSON or binary tensors."""
         model = self.model
-        graph = oip.graph_of(model, name, version, self.integral_version(model))
+        graph = oip.graph_of(model, name, version, self.integral_version(model, version))
         started = time.perf_counter()
         try:
             header, arrays = oip.parse_request(body, header_length)
@@ -177,7 +177,7 @@ class DataPlane:
         """Run one graph on named input arrays for either protocol, counted for the statistics extension (an unknown
         model is no model's failure): (graph, served version, outputs)."""
         model = model or self.model
-        graph = oip.graph_of(model, name, version, self.integral_version(model))
+        graph = oip.graph_of(model, name, version, self.integral_version(model, version))
         started = time.perf_counter() if started is None else started
         try:
             oip.check_datatypes(graph, arrays)
@@ -188,19 +188,22 @@ class DataPlane:
         self.metrics.observe_oip(graph, True, time.perf_counter() - started)
         return graph, model.manifest.model_version, outputs
 
-    def integral_version(self, model: OnnxVAE) -> str | None:
-        """Triton's name for the served model: the version folder of serve.triton_repo holding these very graphs."""
-        repo = Path(self.params.triton_repo)
-        key = (model.manifest.model_version, repo.stat().st_mtime_ns if repo.is_dir() else None)
-        if key not in self._integral:
-            self._integral = {key: triton.repository_version(repo, model.manifest)}
-        return self._integral[key]
+    def integral_version(self, model: OnnxVAE, requested: str | None = None) -> str | None:
+        """Triton's name for the served model: the version folder of serve.triton_repo holding these very graphs.
+        Looked up once per model, and again only when a request names a version this server does not know yet (the
+        repository may have been written since): the common request, naming no version, costs a dict lookup."""
+        served = model.manifest.model_version
+        known = self._integral.get(served)
+        if served not in self._integral or requested not in (None, "", served, known):
+            known = triton.repository_version(Path(self.params.triton_repo), model.manifest)
+            self._integral = {served: known}
+        return known
 
     def graph_config(self, name: str, version: str | None) -> dict[str, Any]:
         """Triton's model configuration of one graph (the content `vaeops triton-repo` writes as config.pbtxt), with
         the batch limit this server enforces."""
         model = self.model
-        graph = oip.graph_of(model, name, version, self.integral_version(model))
+        graph = oip.graph_of(model, name, version, self.integral_version(model, version))
         key = (model.manifest.model_version, graph)
         if key not in self._configs:
             proto = onnx.load_from_string(read_listed_file(model.model_dir, model.manifest.graphs[graph], graph))
@@ -212,7 +215,8 @@ class DataPlane:
     def statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
         """Triton's inference statistics of one graph, or of every graph, from the counters /metrics shows."""
         model = self.model
-        graphs = [oip.graph_of(model, name, version, self.integral_version(model))] if name else list(model.sessions)
+        integral = self.integral_version(model, version)
+        graphs = [oip.graph_of(model, name, version, integral)] if name else list(model.sessions)
         return self.metrics.triton_statistics(graphs, model.manifest.model_version)
 
     def repository_index(self) -> list[dict[str, str]]:

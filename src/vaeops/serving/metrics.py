@@ -65,6 +65,7 @@ class ServiceMetrics:
         )
         self.model.labels(model_version).set(1)
         self.graph_timers: dict[str, Any] = {}
+        self.oip_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         # Open Inference Protocol requests per graph and outcome, and their cumulative time: Triton's statistics
         # extension (GET /v2/models/stats) reads these, /metrics shows them
         self.oip_requests = Counter(
@@ -92,9 +93,14 @@ class ServiceMetrics:
 
     def observe_oip(self, graph: str, ok: bool, seconds: float) -> None:
         """Record one OIP inference request of `graph`, answered (ok) or refused."""
-        outcome = "success" if ok else "fail"
-        self.oip_requests.labels(graph, outcome).inc()
-        self.oip_seconds.labels(graph, outcome).inc(seconds)
+        key = (graph, "success" if ok else "fail")
+        children = self.oip_children.get(key)  # labels() validates and locks on every call: look each up once
+        if children is None:
+            children = self.oip_children.setdefault(
+                key, (self.oip_requests.labels(*key), self.oip_seconds.labels(*key))
+            )
+        children[0].inc()
+        children[1].inc(seconds)
 
     def collected(self) -> CollectorRegistry:
         """The registry to read: this one, or every worker's samples summed in multiprocess mode."""
