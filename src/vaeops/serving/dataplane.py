@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,43 +152,43 @@ class DataPlane:
     def graph_ready(self, name: str, version: str | None) -> dict[str, Any]:
         """Readiness of one graph (every graph of a loaded model is ready)."""
         model = self.model
-        return {"name": oip.graph_of(model, name, version, self.integral_version(model, version)), "ready": True}
+        return {"name": self.graph(model, name, version), "ready": True}
 
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Response:
         """One OIP inference request over HTTP, JSON or binary tensors."""
         model = self.model
-        graph = oip.graph_of(model, name, version, self.integral_version(model, version))
-        started = time.perf_counter()
-        try:
+        graph = self.graph(model, name, version)
+        with self.counted(graph):
             header, arrays = oip.parse_request(body, header_length)
             binary = oip.requested_outputs(header, [o.name for o in model.sessions[graph].get_outputs()])
-        except Exception:
-            self.metrics.observe_oip(graph, False, time.perf_counter() - started)
-            raise
-        graph, served, outputs = self.run_tensors(graph, version, arrays, model, started)
-        return oip.build_response(graph, served, header.get("id"), outputs, binary)
-
-    def run_tensors(
-        self,
-        name: str,
-        version: str | None,
-        arrays: dict[str, Any],
-        model: OnnxVAE | None = None,
-        started: float | None = None,
-    ) -> tuple[str, str, dict[str, Any]]:
-        """Run one graph on named input arrays for either protocol, counted for the statistics extension (an unknown
-        model is no model's failure): (graph, served version, outputs)."""
-        model = model or self.model
-        graph = oip.graph_of(model, name, version, self.integral_version(model, version))
-        started = time.perf_counter() if started is None else started
-        try:
             oip.check_datatypes(graph, arrays)
             outputs = model.run_graph(graph, arrays)
+        return oip.build_response(graph, model.manifest.model_version, header.get("id"), outputs, binary)
+
+    def run_tensors(self, name: str, version: str | None, arrays: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """Run one graph on named input arrays (the gRPC front end): (graph, served version, outputs)."""
+        model = self.model
+        graph = self.graph(model, name, version)
+        with self.counted(graph):
+            oip.check_datatypes(graph, arrays)
+            outputs = model.run_graph(graph, arrays)
+        return graph, model.manifest.model_version, outputs
+
+    def graph(self, model: OnnxVAE, name: str, version: str | None) -> str:
+        """The graph a request names in a version this server answers to (its identity or Triton's integer)."""
+        return oip.graph_of(model, name, version, self.integral_version(model, version))
+
+    @contextmanager
+    def counted(self, graph: str) -> Iterator[None]:
+        """Count one OIP request of `graph` and its time for the statistics extension, answered or refused (an
+        unknown model is resolved before, so it is no model's failure)."""
+        started = time.perf_counter()
+        try:
+            yield
         except Exception:
             self.metrics.observe_oip(graph, False, time.perf_counter() - started)
             raise
         self.metrics.observe_oip(graph, True, time.perf_counter() - started)
-        return graph, model.manifest.model_version, outputs
 
     def integral_version(self, model: OnnxVAE, requested: str | None = None) -> str | None:
         """Triton's name for the served model: the version folder of serve.triton_repo holding these very graphs.
@@ -203,7 +205,7 @@ class DataPlane:
         """Triton's model configuration of one graph (the content `vaeops triton-repo` writes as config.pbtxt), with
         the batch limit this server enforces."""
         model = self.model
-        graph = oip.graph_of(model, name, version, self.integral_version(model, version))
+        graph = self.graph(model, name, version)
         key = (model.manifest.model_version, graph)
         if key not in self._configs:
             proto = onnx.load_from_string(read_listed_file(model.model_dir, model.manifest.graphs[graph], graph))
@@ -215,8 +217,7 @@ class DataPlane:
     def statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
         """Triton's inference statistics of one graph, or of every graph, from the counters /metrics shows."""
         model = self.model
-        integral = self.integral_version(model, version)
-        graphs = [oip.graph_of(model, name, version, integral)] if name else list(model.sessions)
+        graphs = [self.graph(model, name, version)] if name else list(model.sessions)
         return self.metrics.triton_statistics(graphs, model.manifest.model_version)
 
     def repository_index(self) -> list[dict[str, str]]:
