@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import logging
 import os
 import sys
@@ -35,38 +34,33 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE  # noqa: E402
 
-from vaeops.bundle.manifest import PROFILE  # noqa: E402
-from vaeops.core.errors import (  # noqa: E402
-    CheckpointError,
-    DataError,
-    DownloadError,
-    ExportError,
-    ParamsError,
-    TrainingDiverged,
-    VaeopsError,
-    ValidationFailed,
+from fanout import fan_out, transient  # noqa: E402  (flows/, beside this file)
+from run_summary import (  # noqa: E402
+    format_summary,
+    headline,
+    publish_drift,
+    publish_results,
+    publish_validation,
+    read_json,
 )
+from vaeops.bundle.manifest import PROFILE  # noqa: E402
+from vaeops.core.errors import ParamsError, VaeopsError  # noqa: E402
 from vaeops.core.params import Params, add_assignments_option, load_params, parse_assignments  # noqa: E402
 from vaeops.lifecycle import record as dvc_record  # noqa: E402
 from vaeops.lifecycle.pipeline import DvcPipeline, extras_digest  # noqa: E402
-from vaeops.stages import STAGES, Stage  # noqa: E402
-
-# Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks. A download
-# that failed is a DataError too, but the network may be back on the next try.
-PERMANENT = (ParamsError, DataError, ValidationFailed, TrainingDiverged, CheckpointError, ExportError)
+from vaeops.stages import STAGES, Stage, resolve  # noqa: E402
 
 
-def transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: retry I/O and DVC-remote failures, never one that would repeat (see PERMANENT)."""
-    return isinstance(state.data, DownloadError) or not isinstance(state.data, PERMANENT)
-
-
-def run_stage(stage: Stage, params_file: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Call the stage function with its params (the stage's fixed keys on top) and return its small summary."""
-    result = stage.load()(load_params(params_file, {**(overrides or {}), **stage.fixed}))
+def run_stage(
+    stage: Stage, params_file: str, overrides: dict[str, Any] | None, parts: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Call the stage function with its params (the stage's fixed keys on top) and return its small summary; given
+    the summaries of its parts, run elsewhere (flows/fanout.py), only join them."""
+    params = load_params(params_file, {**(overrides or {}), **stage.fixed})
+    result = resolve(stage.parts.join)(params, parts) if stage.parts and parts is not None else stage.load()(params)
     summary = result.model_dump(mode="json") if hasattr(result, "model_dump") else result or {}
     return {k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))}
 
@@ -74,21 +68,27 @@ def run_stage(stage: Stage, params_file: str, overrides: dict[str, Any] | None) 
 def stage_task(stage: Stage) -> Any:
     """The Prefect task of one stage, named after it, retried on transient failures only. Its cache key is what DVC
     cannot see: the repo root (two checkouts never share results), the params file, the stage, the digest of its
-    undeclared inputs and the run-only overrides it reads; whatever dvc.yaml declares, DVC's status decides."""
+    undeclared inputs and the run-only overrides it reads; whatever dvc.yaml declares, DVC's status decides. Not the
+    parts' summaries: a stage joined from parts run on Dask leaves the result a local run would, for either to reuse."""
 
     @task(
         name=stage.name,
         task_run_name=stage.name,
-        cache_policy=INPUTS + TASK_SOURCE,
+        cache_policy=(INPUTS - "parts") + TASK_SOURCE,
         persist_result=True,
         retries=len(stage.retries),
         retry_delay_seconds=list(stage.retries) or 0,
         retry_condition_fn=transient,
     )
     def run(
-        root: str, params_file: str, name: str, extras: str, overrides: dict[str, Any] | None = None
+        root: str,
+        params_file: str,
+        name: str,
+        extras: str,
+        overrides: dict[str, Any] | None = None,
+        parts: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        return run_stage(stage, params_file, overrides)
+        return run_stage(stage, params_file, overrides, parts)
 
     return run
 
@@ -119,70 +119,6 @@ def commit_message(decision: dict[str, Any]) -> str:
     )
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """A stage's JSON output, or {} when the stage has not written it."""
-    path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def publish_validation(params: Params) -> None:
-    """Artifact: the validation verdict and every failed expectation (also when the gate failed)."""
-    report = read_json(params.validate.report)
-    if not report:
-        return
-    from vaeops.data.validate import summary  # the same text `vaeops validate` prints
-
-    failures = "".join(f"\n- {failure}" for failure in report.get("failures", []))
-    create_markdown_artifact(
-        key="validation-summary",
-        description="Great Expectations gate",
-        markdown=f"# Validation\n\n```\n{summary(report)}\n```\n{failures}\n",
-    )
-
-
-def publish_drift(params: Params) -> None:
-    """Artifact: the drift verdict and each feature's score against the champion's training data."""
-    report = read_json(params.drift.report)
-    if report:
-        lines = "".join(f"\n- {m}" for m in report.get("messages", []))
-        create_markdown_artifact(
-            key="drift-report",
-            description=f"drift: {report['level']}",
-            markdown=f"# Drift: {report['level']}\n{lines}\n\n"
-            f"```\n{json.dumps(report.get('scores', {}), indent=2)}\n```\n",
-        )
-
-
-def headline(params: Params) -> list[dict[str, Any]]:
-    """One row per evaluated model (vae, plugin): test NLL, active units, collapse flag."""
-    from vaeops.lifecycle.promote import model_metrics
-
-    path = Path(params.export.metrics)
-    return (
-        [{"model": model, **model_metrics(path, model)} for model in params.evaluate.models] if path.is_file() else []
-    )
-
-
-def publish_results(params: Params, decision: dict[str, Any]) -> None:
-    """Artifacts: the metrics table, the promotion decision with its reasons, and the evaluation report."""
-    rows = headline(params)
-    if rows:
-        create_table_artifact(key="metrics", table=rows, description="test split: each trained model variant")
-    verdict = "promoted" if decision["promoted"] else "not promoted"
-    reasons = "\n".join(f"- {reason}" for reason in decision["reasons"])
-    create_markdown_artifact(
-        key="promotion-decision",
-        description=verdict,
-        markdown=f"# {decision['challenger']['model_version']}: {verdict}\n\n{reasons}\n\n"
-        f"champion: {decision['champion']} in `{decision['champion_dir']}/`\n",
-    )
-    report = Path(params.evaluate.out_dir) / "report.md"
-    if report.is_file():
-        create_markdown_artifact(
-            key="evaluation-report", markdown=report.read_text(encoding="utf-8"), description=str(report)
-        )
-
-
 def extra_inputs(stage: str, params: Params) -> tuple[str, ...]:
     """Inputs a stage reads that dvc.yaml does not declare: a data feed's files, the champion's data profile (drift
     compares with it; declaring it would put drift after promote), the pin that tells the gate to keep the champion."""
@@ -203,9 +139,11 @@ def run_step(
     done: dict[str, str],
     refresh: bool = False,
     overrides: dict[str, Any] | None = None,
+    parts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run one stage task, or take its cached result when DVC finds nothing changed; a stage that ran is recorded in
-    dvc.lock at once. A failed stage raises its error."""
+    dvc.lock at once. With `parts` (its parts' summaries, run by fan_out) the task only joins them. A failed stage
+    raises its error."""
     logger = get_run_logger()
     logger.info("%s: started", stage.name)
     started = time.perf_counter()
@@ -221,7 +159,10 @@ def run_step(
     if changed:
         logger.info("%s: changed since dvc.lock: %s", stage.name, "; ".join(changed)[:300])
     args = (os.getcwd(), params_file, stage.name, extras_digest(extra_inputs(stage.name, params)), mine or None)
-    state = (run.with_options(refresh_cache=True) if refresh or changed else run)(*args, return_state=True)
+    if parts is not None:
+        logger.info("%s: joining %d parts run on %s", stage.name, len(parts), sorted({p["worker"] for p in parts}))
+    runner = run.with_options(refresh_cache=True) if refresh or changed or parts is not None else run
+    state = runner(*args, parts, return_state=True)
     done[stage.name] = "failed" if not state.is_completed() else "skipped (cached)" if state.name == "Cached" else "ran"
     if done[stage.name] == "ran":
         pipeline.record(stage.name)
@@ -254,13 +195,27 @@ def retrain(
     pipeline = DvcPipeline(".")
     check_pipeline(pipeline)
     done: dict[str, str] = {}
-    outcome: dict[str, Any] = {"stages": done, "report": str(Path(params.evaluate.out_dir) / "report.md")}
+    seconds: dict[str, float] = {}  # wall time of each step, fanned-out parts ("parts") included
+    outcome: dict[str, Any] = {
+        "stages": done,
+        "seconds": seconds,
+        "report": str(Path(params.evaluate.out_dir) / "report.md"),
+    }
+    parts: dict[str, list[dict[str, Any]]] | None = None if params.orchestrate.runner == "dask" else {}
     try:
         try:
             for stage in STAGES:
                 try:
                     retrain_now = force_retrain and stage.command == "train"
-                    run_step(stage, pipeline, params, params_file, done, retrain_now, run_overrides)
+                    started = time.perf_counter()
+                    if stage.parts and parts is None:  # the first stage with parts: fan out all of them at once
+                        parts = fan_out_stale(pipeline, params_file, force_retrain, run_overrides)
+                        outcome["parts"] = {name: where_ran(found) for name, found in parts.items()}
+                        seconds["parts"] = round(time.perf_counter() - started, 1)
+                        started = time.perf_counter()
+                    fanned = (parts or {}).get(stage.name)
+                    run_step(stage, pipeline, params, params_file, done, retrain_now, run_overrides, fanned)
+                    seconds[stage.name] = round(time.perf_counter() - started, 1)
                 finally:
                     PUBLISH.get(stage.name, lambda _: None)(params)
                 if stage.name == "drift":
@@ -273,8 +228,8 @@ def retrain(
         logger.info("record: started")
         started = time.perf_counter()
         outcome["record"] = record_task(os.getcwd())
-        done["record"] = "ran"
-        logger.info("record: ran in %.1f s", time.perf_counter() - started)
+        done["record"], seconds["record"] = "ran", round(time.perf_counter() - started, 1)
+        logger.info("record: ran in %.1f s", seconds["record"])
         if params.promote.git_commit:
             outcome["git_commit"] = git_task(os.getcwd(), commit_message(decision))
             logger.info("git: %s", outcome["git_commit"] or "nothing to commit")
@@ -287,6 +242,27 @@ def retrain(
     return outcome
 
 
+def fan_out_stale(
+    pipeline: DvcPipeline, params_file: str, force_retrain: bool, overrides: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """The parts of every stage that has them and must run (DVC finds it changed, or training is forced), run at once
+    on Dask (orchestrate.runner: dask); unchanged stages keep their cached results."""
+    stale = [
+        stage.name
+        for stage in STAGES
+        if stage.parts and ((force_retrain and stage.command == "train") or pipeline.stale(stage.name))
+    ]
+    if not stale:
+        return {}
+    get_run_logger().info("fanning out the parts of %s on Dask", ", ".join(stale))
+    return fan_out(os.getcwd(), params_file, stale, overrides or None)
+
+
+def where_ran(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where each part ran, in unit order: its unit (the seed), the Dask worker, the process and host."""
+    return [{key: part[key] for key in ("unit", "worker", "pid", "host")} for part in parts]
+
+
 def check_pipeline(pipeline: DvcPipeline) -> None:
     """The registry and dvc.yaml (read by DVC's own parser) must hold the same stages in the same order."""
     ours, theirs = [stage.name for stage in STAGES], list(pipeline.specs)
@@ -295,36 +271,6 @@ def check_pipeline(pipeline: DvcPipeline) -> None:
             f"dvc.yaml's stages {theirs} differ from the flow's {ours}: the flow and `dvc repro` must "
             "run the same pipeline (vaeops/stages.py is the registry)"
         )
-
-
-def format_summary(outcome: dict[str, Any]) -> str:
-    """The end-of-run summary: stages run or skipped, headline metrics, the promotion decision, where the report is."""
-    lines = ["stages:"] + [f"  {stage:13s} {state}" for stage, state in outcome["stages"].items()]
-    drift = outcome.get("drift")
-    if drift:
-        lines.append(
-            f"drift against the champion's data: {drift['level']}"
-            + "".join(f"\n  {message}" for message in drift.get("messages", []))
-        )
-    for row in outcome.get("metrics") or []:
-        lines.append(
-            f"model {row['model']:7s} test NLL {row['nll']:.3f} nats, {row['active_units']} active units"
-            + (", POSTERIOR COLLAPSED" if row["collapsed"] else "")
-        )
-    decision = outcome.get("promotion")
-    if decision:
-        verdict = "PROMOTED" if decision["promoted"] else "not promoted"
-        # A cached promote stage means the decision on record was taken by an earlier run on the same inputs.
-        when = " (earlier run, same inputs)" if outcome["stages"].get("promote", "").startswith("skipped") else ""
-        lines.append(
-            f"promotion{when}: {decision['challenger']['model_version']} {verdict}; "
-            f"champion {decision['champion']} in {decision['champion_dir']}/"
-        )
-        lines += [f"  {reason}" for reason in decision["reasons"]]
-    if outcome.get("record"):
-        lines.append(f"dvc: dvc.lock committed, status clean, push: {outcome['record']['pushed']}")
-    lines.append(f"report: {outcome['report']}")
-    return "\n".join(lines)
 
 
 def quiet_task_states() -> None:

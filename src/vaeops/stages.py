@@ -7,9 +7,27 @@ own parser). A reference is a dotted path resolved when the stage runs, so `vaeo
 from __future__ import annotations
 
 import importlib
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def resolve(reference: str) -> Callable[..., Any]:
+    """The function behind "package.module:function", imported now."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A stage whose work splits into independent parts, each a plain function of the params and one unit, that a
+    task runner may run anywhere (the flow's `orchestrate.runner: dask`); the joined result equals the stage's own."""
+
+    units: str  # "module:function": params -> the list of units (the training seeds)
+    run: str  # "module:function": (params, unit) -> the part's small summary; its files go where the stage's would
+    join: str  # "module:function": (params, the parts' summaries in unit order) -> the stage's summary
 
 
 @dataclass(frozen=True)
@@ -21,6 +39,7 @@ class Stage:
     fixed: dict[str, Any] = field(default_factory=dict)  # params this stage sets, as `-S` would
     retries: tuple[float, ...] = ()  # the flow's back-off before each retry of a transient failure
     help: str = ""
+    parts: Parts | None = None  # how a task runner may split the stage's work; None = it runs whole
 
     @property
     def command(self) -> str:
@@ -34,8 +53,7 @@ class Stage:
 
     def load(self) -> Callable[..., Any]:
         """The stage function itself."""
-        module, _, name = self.function.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return resolve(self.function)
 
 
 def _trains() -> tuple[Stage, ...]:
@@ -46,6 +64,10 @@ def _trains() -> tuple[Stage, ...]:
             {"train.variant": variant},
             (10,),
             "train one model variant (-S train.variant=vae|plugin|autoencoder) on the prepared data",
+            # each training seed is a part: its checkpoint depends on the seed alone, not on where it runs
+            Parts(
+                "vaeops.training.train:seeds", "vaeops.training.train:train_seed", "vaeops.training.train:join_seeds"
+            ),
         )
         for variant in ("vae", "plugin", "autoencoder")
     )
@@ -96,6 +118,46 @@ TOOLS: dict[str, tuple[str, str]] = {
     "champion": ("vaeops.lifecycle.champions", "list past champions, roll back to one, pin or unpin the champion"),
     "verify": ("vaeops.lifecycle.verify", "check data, export and champions against their sha256 (after a checkout)"),
 }
+
+
+# A process runs the parts of one checkout at a time (they read paths relative to it): how many run now, and the lock
+# that guards the count and the process's directory.
+_CHECKOUT = threading.Lock()
+_running = [0]
+
+
+def run_part(
+    root: str, params_file: str, name: str, unit: Any, overrides: dict[str, Any] | None, local_rank: int = 0
+) -> dict[str, Any]:
+    """One part of stage `name` (one training seed) in the checkout at `root`, whatever this process's directory was
+    (a Dask worker starts elsewhere): its params with the stage's fixed keys on top, its summary returned."""
+    from vaeops.core.params import load_params
+
+    stage = BY_NAME[name]
+    if stage.parts is None:
+        raise ValueError(f"stage {name} has no parts to run")
+    with _CHECKOUT:
+        if os.getcwd() != root:
+            if _running[0]:
+                raise RuntimeError(f"this process runs parts in {os.getcwd()}; it cannot take one in {root} meanwhile")
+            os.chdir(root)
+        _running[0] += 1
+    try:
+        params = load_params(params_file, {**(overrides or {}), **stage.fixed})
+        return resolve(stage.parts.run)(params, unit, local_rank=local_rank)
+    finally:
+        with _CHECKOUT:
+            _running[0] -= 1
+
+
+def units(name: str, params_file: str, overrides: dict[str, Any] | None) -> list[Any]:
+    """The parts of stage `name` under these params (the training seeds of one variant)."""
+    from vaeops.core.params import load_params
+
+    stage = BY_NAME[name]
+    if stage.parts is None:
+        raise ValueError(f"stage {name} has no parts to run")
+    return list(resolve(stage.parts.units)(load_params(params_file, {**(overrides or {}), **stage.fixed})))
 
 
 def commands() -> dict[str, tuple[str, str]]:

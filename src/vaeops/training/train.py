@@ -90,34 +90,50 @@ def train(params: Params, resume: bool = False) -> dict[str, Any]:
     """Stage function: train one model variant (train.variant), write <out_dir>/<variant>/{best,last}.pt and
     train.json; with resume=True continue from last.pt. With train.replicates > 1 each seed trains into
     <out_dir>/<variant>/replicates/seed-<seed>/ and the best on validation is copied up. Returns the summary."""
-    variant = params.train.variant
     ctx = ddp.from_env()
     cfg = params.train
     hardware = devices.configure(cfg.device, cfg.precision, cfg.data_on_device, ctx.local_rank)
     ddp.init(ctx, hardware.device)
-    out_dir, live_dir = Path(cfg.out_dir) / variant, Path(cfg.live_dir) / variant
     try:
         with devices.compute_settings(cfg.threads, cfg.matmul_precision, hardware.device), devices.flush_denormals():
-            if cfg.replicates == 1:
-                if ctx.is_main:
-                    shutil.rmtree(out_dir / REPLICATES, ignore_errors=True)  # left by an earlier run with replicates
-                return _fit(params, variant, resume, ctx, hardware, cfg.seed, out_dir, live_dir)
-            runs = [
-                _fit(
-                    params,
-                    variant,
-                    resume,
-                    ctx,
-                    hardware,
-                    seed,
-                    out_dir / REPLICATES / f"seed-{seed}",
-                    live_dir if seed == cfg.seed else None,
-                )  # the curves in dvclive are those of train.seed
-                for seed in range(cfg.seed, cfg.seed + cfg.replicates)
-            ]
-            return select_replicate(runs, out_dir) if ctx.is_main else runs[0]
+            runs = [_fit_seed(params, seed, resume, ctx, hardware) for seed in seeds(params)]
+        return join_seeds(params, runs) if ctx.is_main else runs[0]
     finally:
         ddp.shutdown(ctx)
+
+
+def seeds(params: Params) -> list[int]:
+    """The training seeds of one variant: train.seed, train.seed + 1, ... (train.replicates of them)."""
+    return list(range(params.train.seed, params.train.seed + params.train.replicates))
+
+
+def train_seed(params: Params, seed: int, local_rank: int = 0) -> dict[str, Any]:
+    """One seed of train(), alone in this process: what a fanned-out task runs (flows/fanout.py). The files and the
+    summary are those train() writes for that seed; join_seeds() completes the variant. `local_rank` picks the CUDA
+    device under train.device auto (one per Dask worker)."""
+    cfg = params.train
+    hardware = devices.configure(cfg.device, cfg.precision, cfg.data_on_device, local_rank)
+    with devices.compute_settings(cfg.threads, cfg.matmul_precision, hardware.device), devices.flush_denormals():
+        return _fit_seed(params, seed, False, ddp.Dist(), hardware)
+
+
+def join_seeds(params: Params, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The variant's result from its seeds' summaries: the one run, or the replicate chosen on validation."""
+    out_dir = Path(params.train.out_dir) / params.train.variant
+    return runs[0] if params.train.replicates == 1 else select_replicate(runs, out_dir)
+
+
+def _fit_seed(params: Params, seed: int, resume: bool, ctx: ddp.Dist, hardware: devices.Hardware) -> dict[str, Any]:
+    """Train one seed into its folder: the variant's own with one replicate, else replicates/seed-<seed>/. dvclive's
+    curves are those of train.seed."""
+    cfg, variant = params.train, params.train.variant
+    out_dir, live_dir = Path(cfg.out_dir) / variant, Path(cfg.live_dir) / variant
+    if cfg.replicates == 1:
+        if ctx.is_main:
+            shutil.rmtree(out_dir / REPLICATES, ignore_errors=True)  # left by an earlier run with replicates
+        return _fit(params, variant, resume, ctx, hardware, seed, out_dir, live_dir)
+    folder = out_dir / REPLICATES / f"seed-{seed}"
+    return _fit(params, variant, resume, ctx, hardware, seed, folder, live_dir if seed == cfg.seed else None)
 
 
 def _fit(

@@ -19,6 +19,7 @@ from vaeops.core.params.loader import (
     parse_params,
 )
 from vaeops.core.params.model import MODEL_ACTIVATIONS, MODEL_LIKELIHOODS, ModelParams
+from vaeops.core.params.orchestrate import OrchestrateParams
 from vaeops.core.params.promote import PromoteParams
 from vaeops.core.params.serve import ServeParams
 from vaeops.core.params.train import VARIANTS, TrainParams
@@ -36,6 +37,7 @@ __all__ = [
     "EvaluateParams",
     "ExportParams",
     "ModelParams",
+    "OrchestrateParams",
     "Params",
     "PromoteParams",
     "ServeParams",

@@ -16,6 +16,7 @@ from vaeops.core.params.drift import DriftParams
 from vaeops.core.params.evaluate import EvaluateParams
 from vaeops.core.params.export import ExportParams
 from vaeops.core.params.model import ModelParams
+from vaeops.core.params.orchestrate import OrchestrateParams
 from vaeops.core.params.promote import PromoteParams
 from vaeops.core.params.serve import ServeParams
 from vaeops.core.params.train import TrainParams
@@ -38,6 +39,7 @@ class Params(BaseModel):
     evaluate: EvaluateParams
     model: ModelParams
     train: TrainParams
+    orchestrate: OrchestrateParams
     path: Path = DEFAULT_PARAMS_PATH
 
     @property
