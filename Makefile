@@ -58,6 +58,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/oip_parse.py
 	$(BIN)/python bench/health_under_load.py
 	$(BIN)/python bench/nll_eval.py --mnist ../shared/data/mnist
+	$(BIN)/python bench/scale_out.py --mnist ../shared/data/mnist
 	$(BIN)/python bench/gpu_check.py --mnist ../shared/data/mnist
 
 clean:

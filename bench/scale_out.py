@@ -65,6 +65,8 @@ def run_flow(runner: str, workdir: Path, overrides: list[str], workers: int) -> 
         str(path.relative_to(clone)): path.read_bytes()
         for path in sorted((clone / "models").glob("*/replicates/seed-*/best.pt"))
     }
+    # what follows from the checkpoints: the evaluation's numbers, the promoted model, the whole lock
+    checkpoints.update({name: (clone / name).read_bytes() for name in ("reports/metrics.json", "dvc.lock")})
     return {
         "runner": runner,
         "flow_s": round(wall, 1),

@@ -62,6 +62,22 @@ def test_every_training_seed_runs_in_a_dask_worker_process(project, dask_run):
 
 
 @pytest.mark.slow
+def test_the_workers_report_their_task_states_and_logs_to_the_flows_prefect_server(dask_run):
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId, TaskRunFilter, TaskRunFilterName
+
+    outcome = dask_run[0].result()
+    names = [f"{name}:{seed}" for name in TRAINS for seed in range(SEEDS)]
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=names)))
+        logs = client.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[run.id for run in runs])))
+    assert sorted(run.name for run in runs) == sorted(names)
+    assert all(run.state.is_completed() for run in runs)
+    pids = {str(part["pid"]) for name in TRAINS for part in outcome["parts"][name]}
+    assert {line.message.split("pid ")[1].split()[0] for line in logs if "pid " in line.message} == pids
+
+
+@pytest.mark.slow
 def test_the_dask_runs_checkpoints_equal_a_local_runs_bytes(project, dask_run, tmp_path, monkeypatch):
     local = tmp_path / "local"
     shutil.copytree(project / "data" / "prepared", local / "data" / "prepared")
