@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/train_speed.py --mnist ../shared/data/mnist
 	$(BIN)/python bench/inference_speed.py
 	$(BIN)/python bench/http_speed.py
+	$(BIN)/python bench/grpc_speed.py
 	$(BIN)/python bench/oip_parse.py
 	$(BIN)/python bench/health_under_load.py
 	$(BIN)/python bench/nll_eval.py --mnist ../shared/data/mnist

@@ -172,7 +172,8 @@ def main() -> None:
         f"{args.seconds:g} s per row\n"
     )
     print(
-        "| protocol | concurrency | p50 (ms) | p99 (ms) | requests/s | vs HTTP | server CPU / request (us) | client CPU / request (us) |"
+        "| protocol | concurrency | p50 (ms) | p99 (ms) | requests/s | vs HTTP | server CPU / request (us) "
+        "| client CPU / request (us) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     http = {level: r["rps"] for name, level, r in rows if name.startswith("HTTP")}
