@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import Any
 
 import cloudpickle
@@ -81,18 +80,13 @@ def run_parts(
     fails), and return each stage's part summaries in unit order; the first failure raises."""
     import dask
 
-    with dask.annotate(resources={"GPU": 1}) if gpus else _nothing():  # one training per GPU
+    with dask.annotate(resources={"GPU": 1}) if gpus else nullcontext():  # one training per GPU
         futures = [part_task.submit(root, params_file, stage, unit, overrides) for stage, unit in jobs]
     wait(futures)
     results: dict[str, list[dict[str, Any]]] = {}
     for (stage, _), future in zip(jobs, futures):
         results.setdefault(stage, []).append(future.result())
     return results
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def task_runner(settings: OrchestrateParams, gpus: int) -> Any:

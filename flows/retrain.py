@@ -59,8 +59,8 @@ def run_stage(
 ) -> dict[str, Any]:
     """Call the stage function with its params (the stage's fixed keys on top) and return its small summary; given
     the summaries of its parts, run elsewhere (flows/fanout.py), only join them."""
-    params = load_params(params_file, {**(overrides or {}), **stage.fixed})
-    result = resolve(stage.parts.join)(params, parts) if stage.parts and parts is not None else stage.load()(params)
+    params = stage.params(params_file, overrides)
+    result = resolve(stage.split().join)(params, parts) if parts is not None else stage.load()(params)
     summary = result.model_dump(mode="json") if hasattr(result, "model_dump") else result or {}
     return {k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))}
 

@@ -55,6 +55,18 @@ class Stage:
         """The stage function itself."""
         return resolve(self.function)
 
+    def params(self, params_file: str, overrides: dict[str, Any] | None) -> Any:
+        """The checked Params this stage runs with: the file, the overrides, the stage's fixed keys on top."""
+        from vaeops.core.params import load_params
+
+        return load_params(params_file, {**(overrides or {}), **self.fixed})
+
+    def split(self) -> Parts:
+        """Its parts; ValueError for a stage that runs whole."""
+        if self.parts is None:
+            raise ValueError(f"stage {self.name} has no parts to run")
+        return self.parts
+
 
 def _trains() -> tuple[Stage, ...]:
     return tuple(
@@ -131,11 +143,8 @@ def run_part(
 ) -> dict[str, Any]:
     """One part of stage `name` (one training seed) in the checkout at `root`, whatever this process's directory was
     (a Dask worker starts elsewhere): its params with the stage's fixed keys on top, its summary returned."""
-    from vaeops.core.params import load_params
-
     stage = BY_NAME[name]
-    if stage.parts is None:
-        raise ValueError(f"stage {name} has no parts to run")
+    parts = stage.split()
     with _CHECKOUT:
         if os.getcwd() != root:
             if _running[0]:
@@ -143,8 +152,7 @@ def run_part(
             os.chdir(root)
         _running[0] += 1
     try:
-        params = load_params(params_file, {**(overrides or {}), **stage.fixed})
-        return resolve(stage.parts.run)(params, unit, local_rank=local_rank)
+        return resolve(parts.run)(stage.params(params_file, overrides), unit, local_rank=local_rank)
     finally:
         with _CHECKOUT:
             _running[0] -= 1
@@ -152,12 +160,8 @@ def run_part(
 
 def units(name: str, params_file: str, overrides: dict[str, Any] | None) -> list[Any]:
     """The parts of stage `name` under these params (the training seeds of one variant)."""
-    from vaeops.core.params import load_params
-
     stage = BY_NAME[name]
-    if stage.parts is None:
-        raise ValueError(f"stage {name} has no parts to run")
-    return list(resolve(stage.parts.units)(load_params(params_file, {**(overrides or {}), **stage.fixed})))
+    return list(resolve(stage.split().units)(stage.params(params_file, overrides)))
 
 
 def commands() -> dict[str, tuple[str, str]]:
