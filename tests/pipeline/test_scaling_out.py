@@ -137,8 +137,9 @@ def test_two_queued_experiments_run_at_once_and_compare_in_exp_show(project, das
     sh("git", "add", "-A", cwd=project)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline", cwd=project)
     lock = (project / "dvc.lock").read_text()
-    for name, epochs in EPOCHS.items():
-        sh("dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.epochs={epochs}", cwd=project)
+    for name, epochs in EPOCHS.items():  # one seed per variant: the sweep is over epochs
+        sweep = ["-S", f"train.epochs={epochs}", "-S", "train.replicates=1"]
+        sh("dvc", "exp", "run", "--queue", "-n", name, *sweep, cwd=project)
     sh("dvc", "queue", "start", "-j", "2", cwd=project)
     deadline = time.monotonic() + 400
     while any(state in (status := sh("dvc", "queue", "status", cwd=project)) for state in ("Queued", "Running")):
