@@ -171,17 +171,23 @@ def main() -> None:
         f"vaeops serve (1 worker), 784-400-20, single-image mean reconstruction, one Python asyncio client, "
         f"{args.seconds:g} s per row\n"
     )
-    print(
+    print(table(rows))
+
+
+def table(rows: list[tuple]) -> str:
+    """The measured rows as the Markdown table of docs/benchmarks.md, each protocol's rate against HTTP's."""
+    lines = [
         "| protocol | concurrency | p50 (ms) | p99 (ms) | requests/s | vs HTTP | server CPU / request (us) "
-        "| client CPU / request (us) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        "| client CPU / request (us) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     http = {level: r["rps"] for name, level, r in rows if name.startswith("HTTP")}
     for name, level, r in rows:
-        print(
+        lines.append(
             f"| {name} | {level} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps']:,.0f} | {r['rps'] / http[level]:.2f} "
             f"| {r['server_us']:.0f} | {r['client_us']:.0f} |"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

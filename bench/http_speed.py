@@ -5,7 +5,8 @@ The real `vaeops serve` runs in its own process(es) on 127.0.0.1 with a 784-400-
 the export stage), once with one worker and once with `--workers 2`. Load comes from wrk (a C load generator, one
 thread, one keep-alive connection per concurrent client; `apt-get install wrk`), so the client costs little of the
 cores it shares with the server. Every row is single-image mean reconstruction: `/reconstruct` with JSON,
-`/v2/models/reconstruct_mean/infer` with JSON tensors, and the same with binary tensors in and out.
+`/v2/models/reconstruct_mean/infer` with JSON tensors, and the same with binary tensors in and out. Then, in the
+same run, gRPC against HTTP binary from one Python client (bench/grpc_speed.py: wrk speaks HTTP only).
 
     .venv/bin/python bench/http_speed.py [--seconds 5] [--workers 1 2]
 """
@@ -30,6 +31,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
 import yaml  # noqa: E402
 
+import grpc_speed  # noqa: E402
 from helpers import complete_params  # noqa: E402
 from inference_speed import build_export  # noqa: E402
 
@@ -202,6 +204,15 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
+        # gRPC in the same run: wrk speaks HTTP only, so one Python client drives gRPC and HTTP binary alike
+        process, http_port, grpc_port = grpc_speed.start_server(root, onnx_dir)
+        try:
+            import uvloop
+
+            both = uvloop.run(grpc_speed.measure(http_port, grpc_port, args.concurrency, args.seconds, process.pid))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
     print(
         f"vaeops serve, 784-400-20 model, single-image mean reconstruction, wrk -t1, {args.seconds:g} s per row, "
         f"{os.cpu_count()} CPUs shared by client and server\n"
@@ -213,6 +224,8 @@ def main() -> None:
             f"| {workers or '-'} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | "
             f"{r['rps']:,.0f} | {r['rps'] / floor[concurrency]['rps']:.2f} |"
         )
+    print("\ngRPC and HTTP binary (1 worker) from one Python asyncio client, same run:\n")
+    print(grpc_speed.table(both))
 
 
 if __name__ == "__main__":
