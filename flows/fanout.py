@@ -29,7 +29,8 @@ from vaeops.core.errors import (
     ValidationFailed,
 )
 from vaeops.core.params import OrchestrateParams, load_params
-from vaeops.stages import run_part, units
+from vaeops.lifecycle.pipeline import DvcPipeline
+from vaeops.stages import STAGES, run_part, units
 
 # Failures no retry can fix: bad params or data, a diverged run, a model that failed its export checks. A download
 # that failed is a DataError too, but the network may be back on the next try.
@@ -133,3 +134,35 @@ def visible_gpus(device: str) -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+def read_by(keys: Any, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The run-only overrides (an accepted contract change) a stage reads, of the params `keys` dvc.yaml lists for it:
+    they reach that stage and its cache key, but not params.yaml, and the other stages keep their cached results."""
+    return {
+        key: value
+        for key, value in (overrides or {}).items()
+        if any(key == name or key.startswith(name + ".") for name in keys)
+    }
+
+
+def fan_out_stale(
+    pipeline: DvcPipeline, params_file: str, force_retrain: bool, overrides: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """The parts of every stage that has them and must run (DVC finds it changed, or training is forced), run at once
+    on Dask (orchestrate.runner: dask); unchanged stages keep their cached results."""
+    stale = [
+        stage.name
+        for stage in STAGES
+        if stage.parts and ((force_retrain and stage.command == "train") or pipeline.stale(stage.name))
+    ]
+    if not stale:
+        return {}
+    get_run_logger().info("fanning out the parts of %s on Dask", ", ".join(stale))
+    keys = [key for name in stale for key in pipeline.specs[name].params]
+    return fan_out(os.getcwd(), params_file, stale, read_by(keys, overrides) or None)
+
+
+def where_ran(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where each part ran, in unit order: its unit (the seed), the Dask worker, the process and host."""
+    return [{key: part[key] for key in ("unit", "worker", "pid", "host")} for part in parts]

@@ -37,7 +37,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE  # noqa: E402
 
-from fanout import fan_out, transient  # noqa: E402  (flows/, beside this file)
+from fanout import fan_out_stale, read_by, transient, where_ran  # noqa: E402  (flows/, beside this file)
 from run_summary import (  # noqa: E402
     format_summary,
     headline,
@@ -148,13 +148,7 @@ def run_step(
     logger.info("%s: started", stage.name)
     started = time.perf_counter()
     spec, run = pipeline.specs[stage.name], TASKS[stage.name]
-    # Run-only overrides (an accepted contract change) reach the stages that read those keys, and their cache keys,
-    # but not params.yaml; the other stages keep their cached results.
-    mine = {
-        key: value
-        for key, value in (overrides or {}).items()
-        if any(key == name or key.startswith(name + ".") for name in spec.params)
-    }
+    mine = read_by(spec.params, overrides)
     changed = pipeline.stale(stage.name)  # what DVC sees changed since dvc.lock: then the cache cannot stand in
     if changed:
         logger.info("%s: changed since dvc.lock: %s", stage.name, "; ".join(changed)[:300])
@@ -240,27 +234,6 @@ def retrain(
         key="run-summary", markdown=f"```\n{format_summary(outcome)}\n```\n", description="stages, metrics, decision"
     )
     return outcome
-
-
-def fan_out_stale(
-    pipeline: DvcPipeline, params_file: str, force_retrain: bool, overrides: dict[str, Any]
-) -> dict[str, list[dict[str, Any]]]:
-    """The parts of every stage that has them and must run (DVC finds it changed, or training is forced), run at once
-    on Dask (orchestrate.runner: dask); unchanged stages keep their cached results."""
-    stale = [
-        stage.name
-        for stage in STAGES
-        if stage.parts and ((force_retrain and stage.command == "train") or pipeline.stale(stage.name))
-    ]
-    if not stale:
-        return {}
-    get_run_logger().info("fanning out the parts of %s on Dask", ", ".join(stale))
-    return fan_out(os.getcwd(), params_file, stale, overrides or None)
-
-
-def where_ran(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Where each part ran, in unit order: its unit (the seed), the Dask worker, the process and host."""
-    return [{key: part[key] for key in ("unit", "worker", "pid", "host")} for part in parts]
 
 
 def check_pipeline(pipeline: DvcPipeline) -> None:
