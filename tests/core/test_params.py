@@ -87,6 +87,9 @@ def test_assignments_are_read_as_yaml_and_reach_any_key():
         ("train.epoch=3", "the 'train' section has no key 'epoch'"),
         ("train.epochs=[1", "the value is not valid YAML"),
         ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1, got 0"),
+        ("orchestrate.runner=ray", "orchestrate.runner: Input should be 'local' or 'dask', got 'ray'"),
+        ("orchestrate.address=localhost:8786", "orchestrate.address must look like tcp://host:8786"),
+        ("orchestrate.workers=0", "orchestrate.workers: Input should be greater than or equal to 1, got 0"),
     ],
 )
 def test_a_bad_assignment_is_refused_by_name(assignment, message):
