@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,31 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
-import yaml  # noqa: E402
 
-from helpers import complete_params  # noqa: E402
 from inference_speed import build_export  # noqa: E402
-
-
-def start_server(root: Path, onnx_dir: Path) -> tuple[subprocess.Popen, int, int]:
-    """`vaeops serve` (one worker) with HTTP and gRPC on free loopback ports; return it and both ports."""
-    params = root / "serve.yaml"
-    params.write_text(yaml.safe_dump(complete_params({"serve": {"model_dir": str(onnx_dir), "max_batch": 256}})))
-    command = [sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "-S", "serve.port=0"]
-    process = subprocess.Popen(
-        [*command, "-S", "serve.grpc_port=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    ports: dict[str, int] = {}
-    while len(ports) < 2:
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit(f"server did not start (exit code {process.poll()})")
-        if found := re.search(r"listening on http://[^:]+:(\d+)", line):
-            ports["http"] = int(found.group(1))
-        if found := re.search(r"gRPC \(Open Inference Protocol\) on \S+:(\d+)", line):
-            ports["grpc"] = int(found.group(1))
-    time.sleep(1.0)
-    return process, ports["http"], ports["grpc"]
+from serve_process import start_server  # noqa: E402
 
 
 def server_cpu(pid: int) -> float:
@@ -161,7 +138,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         _, onnx_dir = build_export(Path(tmp), None)
-        process, http_port, grpc_port = start_server(Path(tmp), onnx_dir)
+        process, http_port, grpc_port = start_server(Path(tmp), onnx_dir, grpc=True)
         try:
             rows = uvloop.run(measure(http_port, grpc_port, args.concurrency, args.seconds, process.pid))
         finally:

@@ -22,18 +22,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests")]
-import yaml  # noqa: E402
 
 import grpc_speed  # noqa: E402
-from helpers import complete_params  # noqa: E402
 from inference_speed import build_export  # noqa: E402
+from serve_process import start_server  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -116,31 +114,6 @@ def start_echo(root: Path) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def start_server(root: Path, onnx_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    """Start `vaeops serve` on a free loopback port; return the process and its base URL."""
-    params = root / "serve.yaml"
-    params.write_text(
-        yaml.safe_dump(complete_params({"serve": {"model_dir": str(onnx_dir), "max_batch": 256, "workers": workers}}))
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vaeops.cli", "serve", "--params", str(params), "-S", "serve.port=0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    for line in iter(process.stdout.readline, ""):
-        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            threading.Thread(target=lambda: process.stdout.read(), daemon=True).start()  # keep the pipe drained
-            time.sleep(1.0 + workers)  # workers load their own model after the socket is bound
-            return process, found.group(1)
-        if time.monotonic() > deadline:
-            break
-    process.kill()
-    raise SystemExit(f"server did not start (exit code {process.poll()})")
-
-
 def wrk(url: str, script: Path, body: Path, content_type: str, header: str, concurrency: int, seconds: int) -> dict:
     """One wrk run; p50/p99 latency (ms) and requests/s, refusing runs with non-2xx answers or socket errors."""
     env = {**os.environ, "VAEOPS_BODY": str(body), "VAEOPS_CONTENT_TYPE": content_type, "VAEOPS_HEADER_LENGTH": header}
@@ -192,7 +165,8 @@ def main() -> None:
             echo.terminate()
             echo.wait(timeout=30)
         for workers in args.workers:
-            process, url = start_server(root, onnx_dir, workers)
+            process, port, _ = start_server(root, onnx_dir, workers)
+            url = f"http://127.0.0.1:{port}"
             try:
                 for name, (path, body, content_type, header) in payloads(image).items():
                     body_file = root / "body.bin"
@@ -205,7 +179,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
         # gRPC in the same run: wrk speaks HTTP only, so one Python client drives gRPC and HTTP binary alike
-        process, http_port, grpc_port = grpc_speed.start_server(root, onnx_dir)
+        process, http_port, grpc_port = start_server(root, onnx_dir, grpc=True)
         try:
             import uvloop
 
