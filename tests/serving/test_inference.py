@@ -155,6 +155,31 @@ def test_bad_images_raise_input_error(vae, bad, message):
         vae.encode(bad)
 
 
+@pytest.mark.parametrize(
+    "value, accepted",
+    [
+        (0.0, True),
+        (-0.0, True),  # equal to 0: the fast check's sign bit sends it to the exact one, which accepts it
+        (1.0, True),
+        (1e-45, True),  # the smallest float32 above 0
+        (float(np.nextafter(np.float32(1), np.float32(2))), False),
+        (-1e-45, False),
+        (float("nan"), False),
+        (float("inf"), False),
+        (float("-inf"), False),
+    ],
+)
+def test_the_range_check_is_exact_at_the_edges_of_0_1(vae, value, accepted):
+    for dtype in (np.float32, np.float64):  # float32 takes the one-pass check, float64 the min/max one
+        batch = np.full((3, D), 0.5, dtype=dtype)
+        batch[1, 7] = value
+        if accepted:
+            assert vae.reconstruct(batch).shape == (3, D)
+        else:
+            with pytest.raises(InputError, match=r"NaN|\[0, 1\]"):
+                vae.reconstruct(batch)
+
+
 def test_oversize_batches_and_options(vae, images):
     with pytest.raises(BatchTooLarge, match="limit of 16"):
         vae.reconstruct(np.zeros((17, D)))
