@@ -90,6 +90,7 @@ def test_assignments_are_read_as_yaml_and_reach_any_key():
         ("orchestrate.runner=ray", "orchestrate.runner: Input should be 'local' or 'dask', got 'ray'"),
         ("orchestrate.address=localhost:8786", "orchestrate.address must look like tcp://host:8786"),
         ("orchestrate.workers=0", "orchestrate.workers: Input should be greater than or equal to 1, got 0"),
+        ("serve.concurrent_runs=0", "serve.concurrent_runs: Input should be greater than or equal to 1, got 0"),
     ],
 )
 def test_a_bad_assignment_is_refused_by_name(assignment, message):

@@ -1,16 +1,19 @@
 """The one data plane under every HTTP route: the served model, its limits and metrics, built from the serve params.
 
 The JSON API, the Open Inference Protocol routes and the page only speak HTTP: each parses its request, hands the work
-to a method here and returns the result. Every method blocks (onnxruntime, file reads), so the routes run them in
-the thread pool, never on the event loop. Each call takes the model once (`self.model`) and finishes on it: a reload
-in between never splits a request.
+to a method here and returns the result. Every method blocks (onnxruntime, file reads), so none runs on the event
+loop: model work runs on the plane's own `serve.concurrent_runs` threads (`offload`), the rest in the thread pool.
+Each call takes the model once (`self.model`) and finishes on it: a reload in between never splits a request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,15 @@ class DataPlane:
         self._galleries: dict[str, Any] = {}  # model version -> its gallery, read (and sha256-checked) once
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}  # (model version, graph) -> Triton model config
         self._integral: dict[str, str | None] = {}  # served model version -> its Triton version folder, or None
+        self._runs = ThreadPoolExecutor(params.concurrent_runs, thread_name_prefix="vaeops-run")
+
+    async def offload(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking model work off the event loop on the model threads: concurrent_runs at once, the rest queue."""
+        return await asyncio.get_running_loop().run_in_executor(self._runs, functools.partial(work, *args))
+
+    def close(self) -> None:
+        """Stop the model threads once the server stops (queued calls are cancelled)."""
+        self._runs.shutdown(wait=False, cancel_futures=True)
 
     @property
     def model(self) -> OnnxVAE:

@@ -1,8 +1,9 @@
 """The Open Inference Protocol over gRPC: KServe v2's `GRPCInferenceService` (Triton's proto, the generated code
 tritonclient ships), on the same data plane, limits and errors as the HTTP routes.
 
-Every method runs the data plane in a worker thread (`asyncio.to_thread`) on the server's own event loop, so
-inference never blocks it; a refusal is a gRPC status with the message the HTTP route would give.
+Every method runs the data plane off the server's own event loop (inference on the data plane's model threads, like
+the HTTP routes, the rest in a worker thread), so nothing blocks it; a refusal is a gRPC status with the message the
+HTTP route would give.
 """
 
 from __future__ import annotations
@@ -88,9 +89,11 @@ class InferenceService(rpc.GRPCInferenceServiceServicer):
     def __init__(self, plane: DataPlane):
         self.plane = plane
 
-    async def _run(self, context: grpc.aio.ServicerContext, work: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await asyncio.to_thread(work, *args)
+    async def _run(
+        self, context: grpc.aio.ServicerContext, work: Callable[..., Any], *args: Any, model_work: bool = False
+    ) -> Any:
+        try:  # model work queues for the data plane's model threads, like HTTP's; the rest runs in a worker thread
+            return await (self.plane.offload(work, *args) if model_work else asyncio.to_thread(work, *args))
         except VaeopsError as exc:
             await context.abort(CODES.get(exc.http_status, grpc.StatusCode.INTERNAL), str(exc))
 
@@ -137,7 +140,7 @@ class InferenceService(rpc.GRPCInferenceServiceServicer):
                 reply.raw_output_contents.append(array.tobytes())
             return reply
 
-        return await self._run(context, infer)
+        return await self._run(context, infer, model_work=True)
 
 
 async def start(plane: DataPlane, host: str, port: int) -> tuple[grpc.aio.Server, int]:

@@ -75,9 +75,10 @@ def mount(app: FastAPI, plane: DataPlane) -> None:
         return plane.gallery()
 
     @router.post("/explain")
-    def explain_image(request: ExplainRequest) -> dict[str, Any]:
+    async def explain_image(request: ExplainRequest) -> dict[str, Any]:
         """For one image: mean and sampled decodes, log p(x|mu) against E_q[log p(x|z)], KL, ELBO_K and L_K by K."""
-        return plane.explain(request.image, request.samples, request.seed, request.ks, request.repeats)
+        asked = (request.image, request.samples, request.seed, request.ks, request.repeats)
+        return await plane.offload(plane.explain, *asked)
 
     @router.get("/model-card")
     def card() -> dict[str, Any]:

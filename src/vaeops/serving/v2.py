@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from vaeops.serving.dataplane import DataPlane
@@ -15,6 +14,17 @@ from vaeops.serving.oip import HEADER_LENGTH
 def build_router(plane: DataPlane) -> APIRouter:
     """The /v2 routes for the served model."""
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
+
+    # Inference first: FastAPI tries the routes in order, and these carry nearly every request.
+    @router.post("/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        """Run one graph: JSON tensors, or the binary tensor data extension (Inference-Header-Content-Length)."""
+        return await run_infer(name, None, request)
+
+    @router.post("/models/{name}/versions/{model_version}/infer")
+    async def version_infer(name: str, model_version: str, request: Request) -> Response:
+        """Run one graph of a named version."""
+        return await run_infer(name, model_version, request)
 
     @router.get("")
     def server_metadata() -> dict[str, Any]:
@@ -82,18 +92,8 @@ def build_router(plane: DataPlane) -> APIRouter:
         """Model readiness in a named version."""
         return plane.graph_ready(name, model_version)
 
-    @router.post("/models/{name}/infer")
-    async def infer(name: str, request: Request) -> Response:
-        """Run one graph: JSON tensors, or the binary tensor data extension (Inference-Header-Content-Length)."""
-        return await run_infer(name, None, request)
-
-    @router.post("/models/{name}/versions/{model_version}/infer")
-    async def version_infer(name: str, model_version: str, request: Request) -> Response:
-        """Run one graph of a named version."""
-        return await run_infer(name, model_version, request)
-
     async def run_infer(name: str, model_version: str | None, request: Request) -> Response:
-        body = await request.body()  # read on the loop; the inference itself runs in the thread pool
-        return await run_in_threadpool(plane.infer, name, model_version, body, request.headers.get(HEADER_LENGTH))
+        body = await request.body()  # read on the loop; the inference itself runs on the data plane's model threads
+        return await plane.offload(plane.infer, name, model_version, body, request.headers.get(HEADER_LENGTH))
 
     return router

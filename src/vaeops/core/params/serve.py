@@ -20,6 +20,7 @@ class ServeParams(Section):
     max_body_bytes: int = Field(8_000_000, ge=1)
     threads: int = Field(0, ge=0)  # 0 = the cores divided among the workers
     workers: int = Field(1, ge=1)
+    concurrent_runs: int = Field(1, ge=1)  # model calls at once per worker (Triton's instance count); others queue
     providers: list[str] = []
     reload_seconds: Number = Field(2.0, ge=0)  # 0 = no polling
     admin_token: str = ""
