@@ -5,8 +5,10 @@ The real `vaeops serve` runs in its own process(es) on 127.0.0.1 with a 784-400-
 the export stage), once with one worker and once with `--workers 2`. Load comes from wrk (a C load generator, one
 thread, one keep-alive connection per concurrent client; `apt-get install wrk`), so the client costs little of the
 cores it shares with the server. Every row is single-image mean reconstruction: `/reconstruct` with JSON,
-`/v2/models/reconstruct_mean/infer` with JSON tensors, and the same with binary tensors in and out. Then, in the
-same run, gRPC against HTTP binary from one Python client (bench/grpc_speed.py: wrk speaks HTTP only).
+`/v2/models/reconstruct_mean/infer` with JSON tensors, and the same with binary tensors in and out. Each row also
+gives the CPU time per request of the server (all its processes and threads, from /proc) and of wrk (getrusage):
+where the cores went. Then, in the same run, gRPC against HTTP binary from one Python client (bench/grpc_speed.py:
+wrk speaks HTTP only).
 
     .venv/bin/python bench/http_speed.py [--seconds 5] [--workers 1 2]
 """
@@ -14,9 +16,11 @@ same run, gRPC against HTTP binary from one Python client (bench/grpc_speed.py: 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -114,9 +118,23 @@ def start_echo(root: Path) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def wrk(url: str, script: Path, body: Path, content_type: str, header: str, concurrency: int, seconds: int) -> dict:
-    """One wrk run; p50/p99 latency (ms) and requests/s, refusing runs with non-2xx answers or socket errors."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a server process and its worker processes, all their threads (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return sum(grpc_speed.server_cpu(p) for p in (pid, *children))
+
+
+def wrk(
+    url: str, script: Path, body: Path, content_type: str, header: str, concurrency: int, seconds: int, pid: int
+) -> dict:
+    """One wrk run; p50/p99 latency (ms), requests/s, and the server's (`pid` and its workers) and wrk's CPU per
+    request (us), refusing runs with non-2xx answers or socket errors."""
     env = {**os.environ, "VAEOPS_BODY": str(body), "VAEOPS_CONTENT_TYPE": content_type, "VAEOPS_HEADER_LENGTH": header}
+    served, used = tree_cpu(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -124,6 +142,8 @@ def wrk(url: str, script: Path, body: Path, content_type: str, header: str, conc
         env=env,
         timeout=seconds + 60,
     ).stdout
+    served, after = tree_cpu(pid) - served, resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime  # wrk: the only child waited for here
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"wrk saw failed requests:\n{out}")
 
@@ -131,7 +151,14 @@ def wrk(url: str, script: Path, body: Path, content_type: str, header: str, conc
         value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-    return {"p50": ms("50"), "p99": ms("99"), "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "server_us": served / requests * 1e6,
+        "client_us": client / requests * 1e6,
+    }
 
 
 def main() -> None:
@@ -154,10 +181,17 @@ def main() -> None:
         try:
             _, body, content_type, header = payloads(image)["OIP, binary tensors"]
             (root / "body.bin").write_bytes(body)
-            wrk(echo_url + "/echo", script, root / "body.bin", content_type, header, 8, 1)  # warm-up
+            wrk(echo_url + "/echo", script, root / "body.bin", content_type, header, 8, 1, echo.pid)  # warm-up
             for concurrency in args.concurrency:
                 result = wrk(
-                    echo_url + "/echo", script, root / "body.bin", content_type, header, concurrency, args.seconds
+                    echo_url + "/echo",
+                    script,
+                    root / "body.bin",
+                    content_type,
+                    header,
+                    concurrency,
+                    args.seconds,
+                    echo.pid,
                 )
                 floor[concurrency] = result
                 rows.append((0, "echo floor (raw FastAPI, OIP binary body)", len(body), concurrency, result))
@@ -171,9 +205,11 @@ def main() -> None:
                 for name, (path, body, content_type, header) in payloads(image).items():
                     body_file = root / "body.bin"
                     body_file.write_bytes(body)
-                    wrk(url + path, script, body_file, content_type, header, 8, 1)  # warm-up
+                    wrk(url + path, script, body_file, content_type, header, 8, 1, process.pid)  # warm-up
                     for concurrency in args.concurrency:
-                        result = wrk(url + path, script, body_file, content_type, header, concurrency, args.seconds)
+                        result = wrk(
+                            url + path, script, body_file, content_type, header, concurrency, args.seconds, process.pid
+                        )
                         rows.append((workers, name, len(body), concurrency, result))
             finally:
                 process.terminate()
@@ -191,12 +227,16 @@ def main() -> None:
         f"vaeops serve, 784-400-20 model, single-image mean reconstruction, wrk -t1, {args.seconds:g} s per row, "
         f"{os.cpu_count()} CPUs shared by client and server\n"
     )
-    print("| workers | protocol | body (bytes) | concurrency | p50 (ms) | p99 (ms) | requests/s | vs echo floor |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| workers | protocol | body (bytes) | concurrency | p50 (ms) | p99 (ms) | requests/s | vs echo floor | "
+        "server CPU / request (us) | wrk CPU / request (us) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workers, name, size, concurrency, r in rows:
         print(
             f"| {workers or '-'} | {name} | {size:,} | {concurrency} | {r['p50']:.2f} | {r['p99']:.2f} | "
-            f"{r['rps']:,.0f} | {r['rps'] / floor[concurrency]['rps']:.2f} |"
+            f"{r['rps']:,.0f} | {r['rps'] / floor[concurrency]['rps']:.2f} | {r['server_us']:.0f} | "
+            f"{r['client_us']:.0f} |"
         )
     print("\ngRPC and HTTP binary (1 worker) from one Python asyncio client, same run:\n")
     print(grpc_speed.table(both))
