@@ -49,7 +49,8 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        """Poll the model folder every reload_seconds (0: never) and swap in a new champion."""
+        """Poll the model folder every reload_seconds (0: never) for a new champion, start gRPC when asked, freeze
+        the start-up objects; at shutdown stop them and the model threads."""
 
         async def poll() -> None:
             while True:
@@ -59,9 +60,6 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
                 except Exception as exc:  # noqa: BLE001 - the poll must outlive any one bad folder; /health shows it
                     plane.holder.last_error = f"reload failed: {type(exc).__name__}: {exc}"
 
-        # The app and the model loaded above live as long as the process: frozen out of the collector's sight, they no
-        # longer make every full collection walk them (tens of ms of stalled requests each time, the p99).
-        gc.freeze()
         task = asyncio.create_task(poll()) if params.reload_seconds > 0 else None
         rpc = None
         if params.grpc_port is not None:  # the OIP over gRPC, on this loop and this data plane
@@ -69,6 +67,10 @@ def create_app(params: ServeParams, threads: int | None = None) -> FastAPI:
 
             rpc, port = await grpc_oip.start(plane, params.host, params.grpc_port)
             print(f"vaeops serve: gRPC (Open Inference Protocol) on {params.host}:{port}", flush=True)
+        # The app, the model and the gRPC server built above live as long as the process: frozen out of the
+        # collector's sight, they no longer make every full collection walk them (tens of ms of stalled requests each
+        # time, the p99).
+        gc.freeze()
         yield
         if task is not None:
             task.cancel()
